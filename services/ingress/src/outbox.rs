@@ -1,0 +1,161 @@
+//! Where accepted webhooks go: the export and canvas queues, each behind a batching sender,
+//! with a health flag per queue for the readiness probe.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bw_contracts::{CanvasJob, ExportJob, Job, JobEnvelope};
+use bw_queue::{BatchOptions, Batcher, EmbeddedQueue, OutgoingMessage, Queue, QueueError, SqsQueue};
+
+/// The two queues the ingress writes to.
+#[derive(Clone, Debug)]
+pub struct Queues {
+    /// Export jobs (FIFO, grouped by entry).
+    pub export: Arc<dyn Queue>,
+    /// Canvas jobs (FIFO, grouped by canvas).
+    pub canvas: Arc<dyn Queue>,
+    /// `embedded` or `sqs`, for `/config` and logs.
+    pub backend: &'static str,
+}
+
+impl Queues {
+    /// In-process queues (each with a dead-letter queue), for runs without AWS.
+    pub fn embedded() -> Self {
+        let (export, _) = EmbeddedQueue::with_dead_letter("export.fifo", true);
+        let (canvas, _) = EmbeddedQueue::with_dead_letter("canvas.fifo", true);
+        Self {
+            export,
+            canvas,
+            backend: "embedded",
+        }
+    }
+
+    /// SQS queues at the given URLs.
+    pub fn sqs(client: &aws_sdk_sqs::Client, export_url: &str, canvas_url: &str) -> Self {
+        Self {
+            export: Arc::new(SqsQueue::new(client.clone(), export_url)),
+            canvas: Arc::new(SqsQueue::new(client.clone(), canvas_url)),
+            backend: "sqs",
+        }
+    }
+}
+
+/// Whether a queue worked the last time we used or checked it.
+#[derive(Debug)]
+struct Health {
+    ok: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn record<T>(&self, result: &Result<T, QueueError>) {
+        let ok = result.is_ok();
+        if self.ok.swap(ok, Ordering::Relaxed) != ok || !ok {
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                result.as_ref().err().map(ToString::to_string);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Lane {
+    queue: Arc<dyn Queue>,
+    sender: Batcher,
+    health: Health,
+}
+
+impl Lane {
+    fn new(queue: Arc<dyn Queue>, options: BatchOptions) -> Self {
+        Self {
+            sender: Batcher::spawn(queue.clone(), options),
+            queue,
+            health: Health {
+                ok: AtomicBool::new(false),
+                last_error: Mutex::new(Some("not checked yet".into())),
+            },
+        }
+    }
+
+    async fn send<J: Job>(&self, job: J) -> Result<String, QueueError> {
+        // Standard queues ignore group and deduplication ids, so they are always set.
+        let (group, dedup) = (job.group_id(), job.dedup_id());
+        let message = OutgoingMessage::new(
+            JobEnvelope::new(job, bw_telemetry::current_traceparent()).to_body(),
+        )
+        .group(group)
+        .dedup(dedup);
+        let result = self.sender.send(message).await;
+        self.health.record(&result);
+        result
+    }
+}
+
+/// The ingress's queue senders.
+#[derive(Debug)]
+pub struct Outbox {
+    export: Lane,
+    canvas: Lane,
+    backend: &'static str,
+}
+
+impl Outbox {
+    /// Starts the batching senders on the current runtime.
+    pub fn new(queues: Queues, linger: Duration) -> Self {
+        let options = BatchOptions {
+            linger,
+            ..BatchOptions::default()
+        };
+        Self {
+            export: Lane::new(queues.export, options),
+            canvas: Lane::new(queues.canvas, options),
+            backend: queues.backend,
+        }
+    }
+
+    /// Queues an export; resolves once the queue has stored it.
+    pub async fn export(&self, job: ExportJob) -> Result<String, QueueError> {
+        self.export.send(job).await
+    }
+
+    /// Queues a canvas job; resolves once the queue has stored it.
+    pub async fn canvas(&self, job: CanvasJob) -> Result<String, QueueError> {
+        self.canvas.send(job).await
+    }
+
+    /// `embedded` or `sqs`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The queue names.
+    pub fn queue_names(&self) -> (&str, &str) {
+        (self.export.queue.name(), self.canvas.queue.name())
+    }
+
+    /// `Ok` when both queues worked at their last use or check; else the first problem.
+    pub fn health(&self) -> Result<(), String> {
+        for lane in [&self.export, &self.canvas] {
+            if !lane.health.ok.load(Ordering::Relaxed) {
+                let error = lane.health.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                return Err(format!(
+                    "{}: {}",
+                    lane.queue.name(),
+                    error.unwrap_or_else(|| "unavailable".into())
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks both queues now (`GetQueueAttributes` on SQS) and records the outcome.
+    pub async fn check(&self) {
+        for lane in [&self.export, &self.canvas] {
+            let result = lane.queue.check().await;
+            if let Err(e) = &result {
+                tracing::warn!(queue = lane.queue.name(), error = %e, "queue check failed");
+            }
+            lane.health.record(&result);
+        }
+    }
+}
