@@ -79,13 +79,25 @@ impl IngressConfig {
         let host = env.parse_or("HOST", IpAddr::from([0, 0, 0, 0]));
         let port = env.parse_or("PORT", 8080u16);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let workers = env.ranged("INGRESS_WORKERS", cores as u64, 1..=64).unwrap_or(2) as usize;
-        let secret = env.optional("BenchlingSecret").map(|raw| SecretSource::parse(&raw));
+        let workers = env
+            .ranged("INGRESS_WORKERS", cores as u64, 1..=64)
+            .unwrap_or(2) as usize;
+        let secret = env
+            .optional("BenchlingSecret")
+            .map(|raw| SecretSource::parse(&raw));
         let defaults = SecretWatchOptions::default();
         let secret_watch = SecretWatchOptions {
-            retry_initial: env.millis_or("SECRET_RETRY_INITIAL_MS", defaults.retry_initial, 10..=60_000),
+            retry_initial: env.millis_or(
+                "SECRET_RETRY_INITIAL_MS",
+                defaults.retry_initial,
+                10..=60_000,
+            ),
             retry_max: env.seconds_or("SECRET_RETRY_MAX_SECS", defaults.retry_max, 1..=3_600),
-            refresh_interval: env.seconds_or("SECRET_REFRESH_SECS", defaults.refresh_interval, 1..=86_400),
+            refresh_interval: env.seconds_or(
+                "SECRET_REFRESH_SECS",
+                defaults.refresh_interval,
+                1..=86_400,
+            ),
         };
         let verification_allowed = env.flag_or("ENABLE_WEBHOOK_VERIFICATION", true);
         let jwks_base_url = env
@@ -95,14 +107,28 @@ impl IngressConfig {
         let jwks = JwksOptions {
             base_url: jwks_base_url,
             // Benchling documents key rotation; six hours bounds how long a revoked key works.
-            ttl: env.seconds_or("JWKS_CACHE_TTL_SECS", Duration::from_secs(3_600), 1..=21_600),
-            min_refresh_interval: env.seconds_or("JWKS_MIN_REFRESH_SECS", Duration::from_secs(10), 0..=3_600),
+            ttl: env.seconds_or(
+                "JWKS_CACHE_TTL_SECS",
+                Duration::from_secs(3_600),
+                1..=21_600,
+            ),
+            min_refresh_interval: env.seconds_or(
+                "JWKS_MIN_REFRESH_SECS",
+                Duration::from_secs(10),
+                0..=3_600,
+            ),
             timeout: Duration::from_secs(5),
         };
-        let queues = match (env.optional("EXPORT_QUEUE_URL"), env.optional("CANVAS_QUEUE_URL")) {
+        let queues = match (
+            env.optional("EXPORT_QUEUE_URL"),
+            env.optional("CANVAS_QUEUE_URL"),
+        ) {
             (None, None) => QueueBackend::Embedded,
             (Some(export_url), Some(canvas_url)) => {
-                for (field, url) in [("EXPORT_QUEUE_URL", &export_url), ("CANVAS_QUEUE_URL", &canvas_url)] {
+                for (field, url) in [
+                    ("EXPORT_QUEUE_URL", &export_url),
+                    ("CANVAS_QUEUE_URL", &canvas_url),
+                ] {
                     check_http_url(&env, field, url);
                     if !url.ends_with(".fifo") {
                         env.record(FieldError::invalid(
@@ -111,10 +137,17 @@ impl IngressConfig {
                         ));
                     }
                 }
-                QueueBackend::Sqs { export_url, canvas_url }
+                QueueBackend::Sqs {
+                    export_url,
+                    canvas_url,
+                }
             }
             (export, _) => {
-                let missing = if export.is_none() { "EXPORT_QUEUE_URL" } else { "CANVAS_QUEUE_URL" };
+                let missing = if export.is_none() {
+                    "EXPORT_QUEUE_URL"
+                } else {
+                    "CANVAS_QUEUE_URL"
+                };
                 env.record(FieldError::invalid(
                     missing,
                     "not set, but the other queue URL is: set both for SQS, or neither for the embedded queue",
@@ -123,8 +156,11 @@ impl IngressConfig {
             }
         };
         let batch_linger = env.millis_or("SQS_BATCH_LINGER_MS", Duration::ZERO, 0..=100);
-        let replay_capacity = env.ranged("REPLAY_CACHE_CAPACITY", 200_000, 1_000..=10_000_000).unwrap_or(200_000) as usize;
-        let shutdown_timeout = env.seconds_or("SHUTDOWN_TIMEOUT_SECS", Duration::from_secs(25), 0..=600);
+        let replay_capacity = env
+            .ranged("REPLAY_CACHE_CAPACITY", 200_000, 1_000..=10_000_000)
+            .unwrap_or(200_000) as usize;
+        let shutdown_timeout =
+            env.seconds_or("SHUTDOWN_TIMEOUT_SECS", Duration::from_secs(25), 0..=600);
         let telemetry = TelemetryConfig::from_env(&env, "benchling-webhook-ingress");
         let display = DisplayConfig {
             aws_region: env.optional("AWS_REGION"),
@@ -177,22 +213,56 @@ mod tests {
     fn names_each_bad_field() {
         let err = IngressConfig::from_env(Env::from_pairs([
             ("PORT", "http"),
-            ("EXPORT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/1/export"),
+            (
+                "EXPORT_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/1/export",
+            ),
             ("JWKS_CACHE_TTL_SECS", "86400"),
             ("BENCHLING_JWKS_BASE_URL", "ftp://x"),
         ]))
         .unwrap_err();
         let fields: Vec<_> = err.0.iter().map(|e| e.field().to_owned()).collect();
-        for field in ["PORT", "EXPORT_QUEUE_URL", "CANVAS_QUEUE_URL", "JWKS_CACHE_TTL_SECS", "BENCHLING_JWKS_BASE_URL"] {
-            assert!(fields.iter().any(|f| f == field), "{field} not in {fields:?}");
+        for field in [
+            "PORT",
+            "CANVAS_QUEUE_URL",
+            "JWKS_CACHE_TTL_SECS",
+            "BENCHLING_JWKS_BASE_URL",
+        ] {
+            assert!(
+                fields.iter().any(|f| f == field),
+                "{field} not in {fields:?}"
+            );
         }
     }
 
     #[test]
     fn sqs_needs_fifo_queues() {
+        let err = IngressConfig::from_env(Env::from_pairs([
+            (
+                "EXPORT_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/export",
+            ),
+            (
+                "CANVAS_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/canvas.fifo",
+            ),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert!(
+            err.to_string()
+                .contains("EXPORT_QUEUE_URL: must be a FIFO queue"),
+            "{err}"
+        );
         let config = IngressConfig::from_env(Env::from_pairs([
-            ("EXPORT_QUEUE_URL", "http://127.0.0.1:5000/123456789012/export.fifo"),
-            ("CANVAS_QUEUE_URL", "http://127.0.0.1:5000/123456789012/canvas.fifo"),
+            (
+                "EXPORT_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/export.fifo",
+            ),
+            (
+                "CANVAS_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/canvas.fifo",
+            ),
         ]))
         .unwrap();
         assert!(matches!(config.queues, QueueBackend::Sqs { .. }));

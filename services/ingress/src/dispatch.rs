@@ -87,16 +87,22 @@ pub fn dispatch(webhook: Webhook, delivery: &Delivery) -> Disposition {
             trigger: trigger(None, None, init.user_id),
         }),
         Message::Lifecycle(kind) => {
-            let canvas = matches!(kind, EventType::AppInstalled | EventType::AppActivateRequested)
-                .then(|| CanvasJob {
-                    canvas_id: None,
-                    entry_id: None,
-                    feature_id: None,
-                    app_id: webhook.app_id.clone(),
-                    action: CanvasAction::AppHome,
-                    trigger: trigger(None, None, None),
-                });
-            Disposition::Lifecycle { event: kind, canvas }
+            let canvas = matches!(
+                kind,
+                EventType::AppInstalled | EventType::AppActivateRequested
+            )
+            .then(|| CanvasJob {
+                canvas_id: None,
+                entry_id: None,
+                feature_id: None,
+                app_id: webhook.app_id.clone(),
+                action: CanvasAction::AppHome,
+                trigger: trigger(None, None, None),
+            });
+            Disposition::Lifecycle {
+                event: kind,
+                canvas,
+            }
         }
         Message::Other(kind) => Disposition::Ignored {
             reason: format!("event type {kind} is not processed"),
@@ -130,7 +136,10 @@ mod tests {
             panic!("not an export")
         };
         assert_eq!(job.entry_id.as_str(), "etr_1");
-        assert_eq!(job.trigger.occurred_at.to_rfc3339(), "2024-06-07T21:46:48.111811+00:00");
+        assert_eq!(
+            job.trigger.occurred_at.to_rfc3339(),
+            "2024-06-07T21:46:48.111811+00:00"
+        );
         assert_eq!(job.trigger.webhook_id.unwrap().as_str(), "msg_1");
         assert_eq!(job.base_url.as_deref(), Some("https://t.benchling.com"));
     }
@@ -150,7 +159,9 @@ mod tests {
         );
         assert_eq!(job.trigger.occurred_at, delivery().timestamp);
         assert!(matches!(
-            route(r#"{"message":{"type":"v2.canvas.userInteracted","buttonId":"my_button_id","canvasId":"cnvs_1"}}"#),
+            route(
+                r#"{"message":{"type":"v2.canvas.userInteracted","buttonId":"my_button_id","canvasId":"cnvs_1"}}"#
+            ),
             Disposition::Ignored { .. }
         ));
     }
@@ -164,7 +175,9 @@ mod tests {
         };
         assert_eq!(job.action, CanvasAction::Create);
         assert_eq!(job.canvas_id, None);
-        let Disposition::Lifecycle { canvas, .. } = route(r#"{"app":{"id":"app_1"},"message":{"type":"v2.app.installed"}}"#) else {
+        let Disposition::Lifecycle { canvas, .. } =
+            route(r#"{"app":{"id":"app_1"},"message":{"type":"v2.app.installed"}}"#)
+        else {
             panic!("not lifecycle")
         };
         assert_eq!(canvas.unwrap().action, CanvasAction::AppHome);
@@ -176,6 +189,9 @@ mod tests {
 
     #[test]
     fn unknown_types_are_ignored() {
-        assert!(matches!(route(r#"{"message":{"type":"v2.dna.created"}}"#), Disposition::Ignored { .. }));
+        assert!(matches!(
+            route(r#"{"message":{"type":"v2.dna.created"}}"#),
+            Disposition::Ignored { .. }
+        ));
     }
 }

@@ -73,7 +73,9 @@ impl ResponseError for ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyRead(_) | Self::InvalidHeader(_) | Self::Payload(_) => StatusCode::BAD_REQUEST,
+            Self::BodyRead(_) | Self::InvalidHeader(_) | Self::Payload(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unverified(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unverified(_) => StatusCode::FORBIDDEN,
             Self::SecretUnavailable { .. } | Self::DuplicateInFlight | Self::QueueUnavailable => {

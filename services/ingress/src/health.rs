@@ -32,7 +32,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let secret = match state.secret.state() {
         SecretState::Ready(_) => json!({"ok": true}),
         SecretState::Loading => json!({"ok": false, "error": "loading"}),
-        SecretState::Unavailable { error, suggestion, attempts } => {
+        SecretState::Unavailable {
+            error,
+            suggestion,
+            attempts,
+        } => {
             json!({"ok": false, "error": error, "action": suggestion, "attempts": attempts})
         }
     };
@@ -64,7 +68,10 @@ pub async fn config(state: web::Data<AppState>) -> HttpResponse {
     let (export, canvas) = state.outbox.queue_names();
     let queue_urls = match &config.queues {
         QueueBackend::Embedded => json!({"export": export, "canvas": canvas}),
-        QueueBackend::Sqs { export_url, canvas_url } => {
+        QueueBackend::Sqs {
+            export_url,
+            canvas_url,
+        } => {
             json!({"export": mask_url(export_url), "canvas": mask_url(canvas_url)})
         }
     };
@@ -75,7 +82,9 @@ pub async fn config(state: web::Data<AppState>) -> HttpResponse {
             "app_definition_id": s.app_definition_id.as_str(),
         }),
         SecretState::Loading => json!({"secret_state": "loading"}),
-        SecretState::Unavailable { error, .. } => json!({"secret_state": "unavailable", "error": error}),
+        SecretState::Unavailable { error, .. } => {
+            json!({"secret_state": "unavailable", "error": error})
+        }
     };
     let parameters = secret.as_ref().map_or(Value::Null, |s| {
         json!({

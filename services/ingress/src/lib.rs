@@ -22,13 +22,23 @@ use bw_config::{SecretLoader, SecretSource, SecretWatch};
 pub async fn connect(config: &IngressConfig) -> (Queues, SecretWatch) {
     let needs_aws = matches!(config.queues, QueueBackend::Sqs { .. })
         || matches!(config.secret, Some(SecretSource::SecretsManager(_)));
-    let aws = if needs_aws { Some(bw_config::aws_sdk_config().await) } else { None };
+    let aws = if needs_aws {
+        Some(bw_config::aws_sdk_config().await)
+    } else {
+        None
+    };
     let queues = match (&config.queues, &aws) {
-        (QueueBackend::Sqs { export_url, canvas_url }, Some(aws)) => {
-            Queues::sqs(&aws_sdk_sqs::Client::new(aws), export_url, canvas_url)
-        }
+        (
+            QueueBackend::Sqs {
+                export_url,
+                canvas_url,
+            },
+            Some(aws),
+        ) => Queues::sqs(&aws_sdk_sqs::Client::new(aws), export_url, canvas_url),
         _ => {
-            tracing::warn!("no EXPORT_QUEUE_URL/CANVAS_QUEUE_URL: using in-process queues (jobs are kept in memory; for local runs only)");
+            tracing::warn!(
+                "no EXPORT_QUEUE_URL/CANVAS_QUEUE_URL: using in-process queues (jobs are kept in memory; for local runs only)"
+            );
             Queues::embedded()
         }
     };
@@ -36,10 +46,15 @@ pub async fn connect(config: &IngressConfig) -> (Queues, SecretWatch) {
         None => SecretWatch::unconfigured("BenchlingSecret is not set"),
         Some(source) => {
             let client = match (source, &aws) {
-                (SecretSource::SecretsManager(_), Some(aws)) => Some(aws_sdk_secretsmanager::Client::new(aws)),
+                (SecretSource::SecretsManager(_), Some(aws)) => {
+                    Some(aws_sdk_secretsmanager::Client::new(aws))
+                }
                 _ => None,
             };
-            SecretWatch::spawn(SecretLoader::new(source.clone(), client), config.secret_watch)
+            SecretWatch::spawn(
+                SecretLoader::new(source.clone(), client),
+                config.secret_watch,
+            )
         }
     };
     (queues, secret)

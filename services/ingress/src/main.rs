@@ -21,7 +21,8 @@ fn main() -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         let (queues, secret) = bw_ingress::connect(&config).await;
         let mut secret_changes = secret.subscribe();
-        let ingress = Ingress::start(config, queues, secret, true).context("binding the HTTP port")?;
+        let ingress =
+            Ingress::start(config, queues, secret, true).context("binding the HTTP port")?;
         let apply_log_level = !telemetry.log_level_from_env();
         let server = ingress.run();
         tokio::pin!(server);
@@ -29,10 +30,10 @@ fn main() -> anyhow::Result<()> {
             tokio::select! {
                 result = &mut server => break result.context("serving"),
                 Ok(()) = secret_changes.changed(), if apply_log_level => {
-                    if let SecretState::Ready(secret) = &*secret_changes.borrow_and_update() {
-                        if let Err(e) = telemetry.set_log_level(&secret.log_level) {
-                            tracing::warn!(error = %e, "ignoring the secret's log_level");
-                        }
+                    if let SecretState::Ready(secret) = &*secret_changes.borrow_and_update()
+                        && let Err(e) = telemetry.set_log_level(&secret.log_level)
+                    {
+                        tracing::warn!(error = %e, "ignoring the secret's log_level");
                     }
                 }
             }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bw_contracts::{CanvasJob, ExportJob, Job, JobEnvelope};
-use bw_queue::{BatchOptions, Batcher, EmbeddedQueue, OutgoingMessage, Queue, QueueError, SqsQueue};
+use bw_queue::{
+    BatchOptions, Batcher, EmbeddedQueue, OutgoingMessage, Queue, QueueError, SqsQueue,
+};
 
 /// The two queues the ingress writes to.
 #[derive(Clone, Debug)]
@@ -137,7 +139,12 @@ impl Outbox {
     pub fn health(&self) -> Result<(), String> {
         for lane in [&self.export, &self.canvas] {
             if !lane.health.ok.load(Ordering::Relaxed) {
-                let error = lane.health.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let error = lane
+                    .health
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 return Err(format!(
                     "{}: {}",
                     lane.queue.name(),

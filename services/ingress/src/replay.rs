@@ -84,7 +84,11 @@ impl ReplayGuard {
 
     /// How many ids are remembered.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).states.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .states
+            .len()
     }
 
     /// Whether no id is remembered.
@@ -133,12 +137,16 @@ mod tests {
     #[test]
     fn accepted_ids_are_recognised_and_failed_ones_released() {
         let guard = ReplayGuard::new(REPLAY_WINDOW, 1_000);
-        let Claim::New(token) = guard.claim(&id("msg_1")) else { panic!() };
+        let Claim::New(token) = guard.claim(&id("msg_1")) else {
+            panic!()
+        };
         assert!(matches!(guard.claim(&id("msg_1")), Claim::InFlight));
         token.accept();
         assert!(matches!(guard.claim(&id("msg_1")), Claim::Accepted));
 
-        let Claim::New(token) = guard.claim(&id("msg_2")) else { panic!() };
+        let Claim::New(token) = guard.claim(&id("msg_2")) else {
+            panic!()
+        };
         drop(token);
         assert!(matches!(guard.claim(&id("msg_2")), Claim::New(_)));
     }
@@ -146,14 +154,18 @@ mod tests {
     #[test]
     fn forgets_after_the_window_and_beyond_capacity() {
         let guard = ReplayGuard::new(Duration::from_millis(30), 1_000);
-        let Claim::New(token) = guard.claim(&id("msg_1")) else { panic!() };
+        let Claim::New(token) = guard.claim(&id("msg_1")) else {
+            panic!()
+        };
         token.accept();
         std::thread::sleep(Duration::from_millis(40));
         assert!(matches!(guard.claim(&id("msg_1")), Claim::New(_)));
 
         let guard = ReplayGuard::new(REPLAY_WINDOW, 2);
         for n in 0..3 {
-            let Claim::New(token) = guard.claim(&id(&format!("msg_{n}"))) else { panic!() };
+            let Claim::New(token) = guard.claim(&id(&format!("msg_{n}"))) else {
+                panic!()
+            };
             token.accept();
         }
         assert!(matches!(guard.claim(&id("msg_0")), Claim::New(_)));

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, FromRequest, Handler, HttpResponse, HttpServer, Resource, Responder, web};
@@ -49,8 +49,14 @@ impl AppState {
 /// Gateway stages), and `POST /` and `POST /{stage}` serve Benchling's "Stable" routing.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(probe(&["/health", "/{stage}/health"], health::health))
-        .service(probe(&["/health/live", "/{stage}/health/live"], health::live))
-        .service(probe(&["/health/ready", "/{stage}/health/ready"], health::ready))
+        .service(probe(
+            &["/health/live", "/{stage}/health/live"],
+            health::live,
+        ))
+        .service(probe(
+            &["/health/ready", "/{stage}/health/ready"],
+            health::ready,
+        ))
         .service(probe(&["/config"], health::config))
         .service(webhook_endpoint(&["/event", "/{stage}/event"]))
         .service(webhook_endpoint(&["/canvas", "/{stage}/canvas"]))
@@ -71,13 +77,17 @@ where
 {
     web::resource(paths.to_vec())
         .route(web::get().to(handler))
-        .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed("GET")) }))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed("GET"))
+        }))
 }
 
 fn webhook_endpoint(paths: &[&str]) -> Resource {
     web::resource(paths.to_vec())
         .route(web::post().to(webhook::receive))
-        .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::MethodNotAllowed("POST")) }))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed("POST"))
+        }))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -88,7 +98,6 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 pub struct Ingress {
     addr: SocketAddr,
     server: actix_web::dev::Server,
-    state: web::Data<AppState>,
 }
 
 impl Ingress {
@@ -115,20 +124,23 @@ impl Ingress {
             config,
         });
         let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
-            App::new().app_data(app_state.clone()).configure(routes)
-        })
-        .workers(state.config.workers)
-        .shutdown_timeout(state.config.shutdown_timeout.as_secs())
-        .bind((state.config.host, state.config.port))?;
+        let mut server =
+            HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
+                .workers(state.config.workers)
+                .shutdown_timeout(state.config.shutdown_timeout.as_secs())
+                .bind((state.config.host, state.config.port))?;
         if !os_signals {
             server = server.disable_signals();
         }
-        let addr = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("no address bound"))?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("no address bound"))?;
         let server = server.run();
         tokio::spawn(upkeep(state.clone().into_inner()));
         tracing::info!(%addr, queues = state.outbox.backend(), workers = state.config.workers, "ingress listening");
-        Ok(Self { addr, server, state })
+        Ok(Self { addr, server })
     }
 
     /// The bound address.
@@ -139,11 +151,6 @@ impl Ingress {
     /// A handle to stop the server.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
-    }
-
-    /// The shared state (tests read the lifecycle log and replay window through it).
-    pub fn state(&self) -> Arc<AppState> {
-        self.state.clone().into_inner()
     }
 
     /// Serves until stopped; returns after in-flight requests finished.
@@ -157,19 +164,23 @@ impl Ingress {
 async fn upkeep(state: Arc<AppState>) {
     let mut secret_changes = state.secret.subscribe();
     if !state.config.verification_allowed {
-        tracing::warn!("ENABLE_WEBHOOK_VERIFICATION is off: webhooks are accepted WITHOUT signature checks");
+        tracing::warn!(
+            "ENABLE_WEBHOOK_VERIFICATION is off: webhooks are accepted WITHOUT signature checks"
+        );
     }
     let mut check = tokio::time::interval(Duration::from_secs(5));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut healthy_checks = 0u32;
+    let mut last_check = None;
     loop {
         tokio::select! {
             _ = check.tick() => {
                 // Check every 5 s while failing, every 30 s once healthy.
-                if state.outbox.health().is_err() || healthy_checks % 6 == 0 {
+                let due = state.outbox.health().is_err()
+                    || last_check.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(30));
+                if due {
                     state.outbox.check().await;
+                    last_check = Some(Instant::now());
                 }
-                healthy_checks = if state.outbox.health().is_ok() { healthy_checks.wrapping_add(1) } else { 0 };
             }
             changed = secret_changes.changed() => {
                 if changed.is_err() {

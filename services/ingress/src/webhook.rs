@@ -42,7 +42,12 @@ pub async fn receive(
     let elapsed_us = started.elapsed().as_micros() as u64;
     match &result {
         Ok((response, outcome)) => {
-            tracing::info!(status = response.status().as_u16(), outcome, duration_us = elapsed_us, "webhook handled");
+            tracing::info!(
+                status = response.status().as_u16(),
+                outcome,
+                duration_us = elapsed_us,
+                "webhook handled"
+            );
         }
         Err(e) => {
             let status = actix_web::ResponseError::status_code(e).as_u16();
@@ -70,8 +75,13 @@ async fn handle(
                 action: "Retry shortly.",
             });
         }
-        SecretState::Unavailable { error, suggestion, .. } => {
-            return Err(ApiError::SecretUnavailable { message: error, action: suggestion });
+        SecretState::Unavailable {
+            error, suggestion, ..
+        } => {
+            return Err(ApiError::SecretUnavailable {
+                message: error,
+                action: suggestion,
+            });
         }
     };
     let body = read_body(req, payload).await?;
@@ -106,7 +116,8 @@ async fn handle(
         Some(id) => match state.replay.claim(id) {
             Claim::New(token) => Some(token),
             Claim::Accepted => {
-                let body = json!({"status": "duplicate", "message": "this webhook was already accepted"});
+                let body =
+                    json!({"status": "duplicate", "message": "this webhook was already accepted"});
                 return Ok((HttpResponse::Ok().json(body), "duplicate"));
             }
             Claim::InFlight => return Err(ApiError::DuplicateInFlight),
@@ -179,7 +190,8 @@ async fn act(
             (HttpResponse::Ok().json(body), "lifecycle")
         }
         Disposition::Ignored { event, reason } => {
-            let body = json!({"status": "ignored", "event_type": event.as_str(), "message": reason});
+            let body =
+                json!({"status": "ignored", "event_type": event.as_str(), "message": reason});
             (HttpResponse::build(StatusCode::OK).json(body), "ignored")
         }
     })
@@ -196,7 +208,10 @@ fn lifecycle_message(event: &EventType) -> (&'static str, &'static str) {
 }
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] before and while reading it.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::BytesMut, ApiError> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)

@@ -274,7 +274,7 @@ mod tests {
             der_signatures("v1der,@@@"),
             Err(VerifyError::MalformedSignature(_))
         ));
-        let many = vec!["v1der,AQID"; MAX_SIGNATURES + 1].join(" ");
+        let many = ["v1der,AQID"; MAX_SIGNATURES + 1].join(" ");
         assert!(matches!(
             der_signatures(&many),
             Err(VerifyError::MalformedSignature(_))

@@ -182,10 +182,10 @@ impl BenchlingSecret {
             problems.push(format!("missing keys: {}", missing.join(", ")));
         }
         let tenant = string("tenant", &mut problems).map(|t| normalize_tenant(&t));
-        if let Some(t) = &tenant {
-            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                problems.push("tenant: must be a Benchling tenant name such as `acme`".into());
-            }
+        if tenant.as_ref().is_some_and(|t| {
+            t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        }) {
+            problems.push("tenant: must be a Benchling tenant name such as `acme`".into());
         }
         let client_id = string("client_id", &mut problems);
         let client_secret = string("client_secret", &mut problems);

@@ -439,7 +439,8 @@ mod fixture_tests {
 
     #[test]
     fn every_recorded_webhook_parses_into_its_variant() {
-        let cases: [(&str, fn(&Message) -> bool); 11] = [
+        type Check = fn(&Message) -> bool;
+        let cases: [(&str, Check); 11] = [
             ("app-activate-requested.json", |m| {
                 *m == Message::Lifecycle(EventType::AppActivateRequested)
             }),

@@ -116,7 +116,7 @@ async fn run(
 }
 
 /// Sends one batch and answers each caller. A caller that stopped waiting is skipped; one left
-/// without an answer (a backend returning too few results) sees the task as gone.
+/// without an answer (a backend returning too few results) gets `Unavailable`.
 async fn flush(queue: &dyn Queue, batch: Vec<Request>) {
     let (messages, replies): (Vec<_>, Vec<_>) = batch
         .into_iter()

@@ -174,11 +174,6 @@ impl EmbeddedQueue {
         (main, dead_letter)
     }
 
-    /// The settings the queue was created with.
-    pub fn options(&self) -> &EmbeddedOptions {
-        &self.options
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while the lock is held, so a poisoned state is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

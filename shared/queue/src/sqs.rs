@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::RequestId;
 use aws_sdk_sqs::types::{
     Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
@@ -76,10 +77,19 @@ impl SqsQueue {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let message = match &error {
+            // DisplayErrorContext would append the raw response; the code, message and request
+            // id say it all.
+            SdkError::ServiceError(_) => format!(
+                "{}: {} (request id {})",
+                error.code().unwrap_or("unknown error"),
+                error.message().unwrap_or("no message"),
+                error.request_id().unwrap_or("none"),
+            ),
+            _ => DisplayErrorContext(&error).to_string(),
+        };
         // The URL carries the account id; errors name the queue only.
-        let message = DisplayErrorContext(&error)
-            .to_string()
-            .replace(self.url.as_str(), &self.name);
+        let message = message.replace(self.url.as_str(), &self.name);
         let refused = match &error {
             SdkError::ServiceError(service) => {
                 !service.raw().status().is_server_error()

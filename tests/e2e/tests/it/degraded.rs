@@ -1,0 +1,122 @@
+//! Degraded start: without a usable Benchling secret the service is up but not ready, refuses
+//! webhooks with 503 (Benchling retries), and recovers by itself when the secret appears.
+
+use std::time::Duration;
+
+use bw_contracts::ExportJob;
+use bw_testkit::moto::Moto;
+
+use crate::harness::{Harness, Options, Secret, drain, fixture, secret_json};
+
+#[tokio::test]
+async fn a_secret_created_later_is_picked_up_without_restart() {
+    let moto = Moto::shared();
+    let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let name = Moto::unique_name("benchling");
+    let h = Harness::start_with(Options {
+        secret: Secret::Manager {
+            name: name.clone(),
+            client: client.clone(),
+        },
+        ..Options::default()
+    })
+    .await;
+
+    let loaded = |_, ready: &serde_json::Value| ready["checks"]["secret"]["error"] != "loading";
+    let (status, ready) = h
+        .wait_until("/health/ready", loaded, Duration::from_secs(10))
+        .await;
+    assert_eq!(status, 503);
+    assert_eq!(ready["checks"]["secret"]["ok"], false);
+    assert!(
+        ready["checks"]["secret"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{ready}"
+    );
+    let (status, health) = h.get("/health").await;
+    assert_eq!((status, health["mode"].as_str()), (200, Some("degraded")));
+    let body = fixture("entry-created.json");
+    let (status, answer) = h.post_signed("/event", &body).await;
+    assert_eq!(
+        (status, answer["reason"].as_str()),
+        (503, Some("benchling_secret_unavailable"))
+    );
+    assert!(answer["action"].as_str().is_some());
+
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(secret_json())
+        .send()
+        .await
+        .expect("create the secret in moto");
+    let (status, ready) = h
+        .wait_for_status("/health/ready", 200, Duration::from_secs(10))
+        .await;
+    assert_eq!(status, 200, "{ready}");
+    let (status, _) = h.post_signed("/event", &body).await;
+    assert_eq!(status, 202);
+    assert_eq!(drain::<ExportJob>(h.export.as_ref()).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_secret_is_reported_by_key_without_values() {
+    let moto = Moto::shared();
+    let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
+    let name = Moto::unique_name("benchling-invalid");
+    client
+        .create_secret()
+        .name(&name)
+        .secret_string(
+            r#"{"tenant":"t","client_secret":"hunter2-e2e","user_bucket":"Not_A_Bucket"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let h = Harness::start_with(Options {
+        secret: Secret::Manager { name, client },
+        ..Options::default()
+    })
+    .await;
+    let loaded = |_, ready: &serde_json::Value| ready["checks"]["secret"]["error"] != "loading";
+    let (status, ready) = h
+        .wait_until("/health/ready", loaded, Duration::from_secs(10))
+        .await;
+    assert_eq!(status, 503);
+    let error = ready["checks"]["secret"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("client_id")
+            && error.contains("app_definition_id")
+            && error.contains("user_bucket"),
+        "{error}"
+    );
+    assert!(!ready.to_string().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn without_benchling_secret_every_webhook_is_503() {
+    let h = Harness::start_with(Options {
+        secret: Secret::Unset,
+        ..Options::default()
+    })
+    .await;
+    let (status, answer) = h
+        .post_signed("/canvas", &fixture("canvas-created.json"))
+        .await;
+    assert_eq!(
+        (status, answer["reason"].as_str()),
+        (503, Some("benchling_secret_unavailable"))
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("BenchlingSecret")
+    );
+    let (status, _) = h.get("/health/ready").await;
+    assert_eq!(status, 503);
+    let (_, config) = h.get("/config").await;
+    assert_eq!(config["mode"], "degraded");
+}

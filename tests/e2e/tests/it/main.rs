@@ -1,0 +1,9 @@
+//! One test binary for every end-to-end suite (each `tests/*.rs` file would link the whole
+//! AWS SDK again).
+
+mod degraded;
+mod fixtures;
+mod harness;
+mod http;
+mod signature;
+mod sqs;

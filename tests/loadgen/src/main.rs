@@ -1,0 +1,93 @@
+//! `webhook-bench`: the load benchmark's tool for the webhook ingress (driven by
+//! `scripts/bench-ingress`; results in `docs/benchmarks.md`).
+//!
+//! ```text
+//! webhook-bench serve --port P [--log-level L] [--requests-out PREFIX --count N [--slices S]]
+//!     JWKS stand-in + ingress library on embedded queues (drained), until SIGTERM.
+//! webhook-bench stand-ins --dir DIR [--moto]
+//!     JWKS stand-in with a key persisted in DIR, the secret file, and (with --moto) moto and
+//!     two FIFO queues; writes DIR/ingress.env for the real `ingress` binary; until SIGTERM.
+//! webhook-bench sign --dir DIR --port P --count N --out PREFIX [--slices S]
+//!     Signs N requests with DIR's key into PREFIX.0 … PREFIX.{S-1}.
+//! webhook-bench startup [--runs N] -- PROGRAM [ARGS…]
+//!     Median time from spawn to the first 200 on /health and on /health/ready.
+//! ```
+
+mod args;
+mod requests;
+mod serve;
+mod stand_ins;
+mod startup;
+
+use anyhow::{Context as _, bail};
+
+use crate::args::Args;
+use crate::requests::RequestSet;
+use crate::serve::ServeOptions;
+use crate::stand_ins::APP_DEFINITION_ID;
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("webhook-bench: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let mut words = std::env::args().skip(1);
+    let command = words.next().unwrap_or_default();
+    match command.as_str() {
+        "serve" => {
+            let args = Args::parse(words, &[])?;
+            let port = args.required("port")?;
+            let requests = match args.path("requests-out") {
+                Some(prefix) => Some(request_set(&args, prefix, port)?),
+                None => None,
+            };
+            serve::serve(ServeOptions {
+                port,
+                log_level: args.optional("log-level")?.unwrap_or_else(|| "warn".into()),
+                requests,
+            })
+        }
+        "stand-ins" => {
+            let args = Args::parse(words, &["moto"])?;
+            let dir = args.path("dir").context("--dir is required")?;
+            stand_ins::stand_ins(&dir, args.switch("moto"))
+        }
+        "sign" => {
+            let args = Args::parse(words, &[])?;
+            let dir = args.path("dir").context("--dir is required")?;
+            let prefix = args.path("out").context("--out is required")?;
+            let set = request_set(&args, prefix, args.required("port")?)?;
+            set.write(&stand_ins::load_key(&dir)?)
+        }
+        "startup" => {
+            let args = Args::parse(words, &[])?;
+            let runs = args.optional("runs")?.unwrap_or(10);
+            if runs == 0 {
+                bail!("--runs must be at least 1");
+            }
+            startup::startup(runs, &args.rest)
+        }
+        "" | "help" | "--help" | "-h" => {
+            println!("{}", usage());
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n{}", usage()),
+    }
+}
+
+fn request_set(args: &Args, prefix: std::path::PathBuf, port: u16) -> anyhow::Result<RequestSet> {
+    Ok(RequestSet {
+        count: args.required("count")?,
+        slices: args.optional("slices")?.unwrap_or(1),
+        prefix,
+        port,
+        app_definition_id: APP_DEFINITION_ID.to_owned(),
+    })
+}
+
+fn usage() -> &'static str {
+    "usage: webhook-bench serve|stand-ins|sign|startup … (see scripts/bench-ingress)"
+}

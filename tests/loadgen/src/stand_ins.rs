@@ -1,0 +1,104 @@
+//! `stand-ins`: what the real `ingress` binary needs around it for a benchmark, kept running
+//! in one process: a JWKS stand-in whose key persists in a file (so `sign` in another process
+//! signs with it), the secret file, and optionally moto with two FIFO queues. The environment
+//! for the binary is written to `{dir}/ingress.env`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use bw_testkit::jwks::JwksServer;
+use bw_testkit::moto::Moto;
+use bw_testkit::signer::SigningKey;
+use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The app definition the benchmark's secret, stand-in and requests name.
+pub const APP_DEFINITION_ID: &str = "appdef_bench";
+
+/// The JWKS key id.
+pub const KEY_ID: &str = "bench-key";
+
+/// Where the persisted signing key lives in `dir`.
+pub fn key_path(dir: &Path) -> PathBuf {
+    dir.join("signing-key.p8")
+}
+
+/// Writes the Benchling secret for [`APP_DEFINITION_ID`] with verification on, and returns
+/// its path.
+pub fn write_secret(dir: &Path) -> anyhow::Result<PathBuf> {
+    let secret = json!({
+        "tenant": "bench",
+        "client_id": "bench-client",
+        "client_secret": "bench-secret",
+        "app_definition_id": APP_DEFINITION_ID,
+        "user_bucket": "bench-bucket",
+        "enable_webhook_verification": true,
+    });
+    let path = dir.join("benchling-secret.json");
+    std::fs::write(&path, secret.to_string())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Loads the key persisted in `dir`.
+pub fn load_key(dir: &Path) -> anyhow::Result<SigningKey> {
+    let path = key_path(dir);
+    let der = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    SigningKey::from_pkcs8(KEY_ID, &der)
+        .map_err(|e| anyhow::anyhow!("{} is not a P-256 PKCS#8 key: {e}", path.display()))
+}
+
+/// Runs the stand-ins until SIGTERM or SIGINT. With `moto`, moto is started from
+/// `$MOTO_SERVER` (else `moto_server` on `PATH`) and dies with this process.
+pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = match load_key(dir) {
+        Ok(key) => key,
+        Err(_) => {
+            let key = SigningKey::generate(KEY_ID);
+            std::fs::write(key_path(dir), key.to_pkcs8()).context("saving the signing key")?;
+            key
+        }
+    };
+    let jwks = JwksServer::start(APP_DEFINITION_ID, &[&key]);
+    let secret = write_secret(dir)?;
+    let mut env = vec![
+        ("BenchlingSecret".to_owned(), format!("file:{}", secret.display())),
+        ("BENCHLING_JWKS_BASE_URL".to_owned(), jwks.base_url()),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        if moto {
+            let server = Moto::shared();
+            let export = server.create_queue("bench-export", true, 30, None).await;
+            let canvas = server.create_queue("bench-canvas", true, 30, None).await;
+            env.extend(server.env());
+            env.push(("EXPORT_QUEUE_URL".to_owned(), export));
+            env.push(("CANVAS_QUEUE_URL".to_owned(), canvas));
+        }
+        write_env(&dir.join("ingress.env"), &env)?;
+        eprintln!("webhook-bench: stand-ins ready, JWKS at {}", jwks.base_url());
+        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// Writes `NAME='value'` lines for `set -a; . FILE`, under the final name only once complete.
+fn write_env(path: &Path, env: &[(String, String)]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for (name, value) in env {
+        anyhow::ensure!(!value.contains('\''), "{name} contains a quote: {value}");
+        text.push_str(&format!("{name}='{value}'\n"));
+    }
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,164 @@
+//! A minimal HTTP/1.1 server on loopback for test stand-ins: one thread per connection,
+//! keep-alive, `content-length` bodies. Each stand-in supplies a handler.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+/// A request as the stand-in sees it.
+#[derive(Clone, Debug)]
+pub struct StubRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path with its query.
+    pub path: String,
+    /// Header names lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The body (`None` when the request had no `content-length`).
+    pub body: Option<Vec<u8>>,
+}
+
+impl StubRequest {
+    /// The first value of a header (name in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response to send back.
+#[derive(Clone, Debug)]
+pub struct StubResponse {
+    /// Status line tail, e.g. `200 OK`.
+    pub status: &'static str,
+    /// `content-type`.
+    pub content_type: &'static str,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl StubResponse {
+    /// A JSON response.
+    pub fn json(status: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.into(),
+        }
+    }
+}
+
+type Handler = dyn Fn(&StubRequest) -> StubResponse + Send + Sync;
+
+/// A running stand-in; it stops accepting connections when dropped.
+pub struct StubServer {
+    addr: SocketAddr,
+    stopped: Arc<AtomicBool>,
+}
+
+impl StubServer {
+    /// Serves `handler` on an ephemeral loopback port.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound (the test cannot run anyway).
+    pub fn start(handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a stand-in port");
+        let addr = listener.local_addr().expect("stand-in address");
+        let stopped = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let accept_stopped = Arc::clone(&stopped);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept_stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let handler = Arc::clone(&handler);
+                    thread::spawn(move || serve(stream, handler.as_ref()));
+                }
+            }
+        });
+        Self { addr, stopped }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for StubServer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        // The accept loop only sees the flag once a connection wakes it up.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Answers requests on one keep-alive connection until the client closes it.
+fn serve(stream: TcpStream, handler: &Handler) {
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    while let Some((request, close)) = read_request(&mut reader) {
+        let response = handler(&request);
+        let head = format!(
+            "HTTP/1.1 {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n",
+            response.status,
+            response.content_type,
+            response.body.len()
+        );
+        if writer.write_all(head.as_bytes()).is_err()
+            || writer.write_all(&response.body).is_err()
+            || close
+        {
+            return;
+        }
+    }
+}
+
+/// Reads one request; `None` at end of stream or on a malformed request.
+fn read_request(reader: &mut impl BufRead) -> Option<(StubRequest, bool)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next()?.to_owned(), words.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let Some((name, value)) = line.trim_end().split_once(':') else {
+            break;
+        };
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let mut request = StubRequest {
+        method,
+        path,
+        headers,
+        body: None,
+    };
+    if let Some(len) = request.header("content-length") {
+        let mut body = vec![0; len.parse::<usize>().ok()?];
+        reader.read_exact(&mut body).ok()?;
+        request.body = Some(body);
+    }
+    let close = request
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    Some((request, close))
+}
