@@ -75,6 +75,25 @@ pub enum ButtonAction {
     },
 }
 
+impl ButtonAction {
+    /// A browse action, or with `metadata` a metadata action, for one page of `package`.
+    pub fn paged(metadata: bool, package: PackageTarget, page: u32, size: u32) -> Self {
+        if metadata {
+            Self::Metadata {
+                package,
+                page,
+                size,
+            }
+        } else {
+            Self::Browse {
+                package,
+                page,
+                size,
+            }
+        }
+    }
+}
+
 /// A decoded button id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Button {
@@ -175,21 +194,9 @@ fn parse_current(rest: &str) -> Option<Button> {
     let action = match code {
         "m" => ButtonAction::Main,
         "u" => ButtonAction::Update,
-        "b" => {
+        "b" | "d" => {
             let (package, page, size) = paged(&mut fields)?;
-            ButtonAction::Browse {
-                package,
-                page,
-                size,
-            }
-        }
-        "d" => {
-            let (package, page, size) = paged(&mut fields)?;
-            ButtonAction::Metadata {
-                package,
-                page,
-                size,
-            }
+            ButtonAction::paged(code == "d", package, page, size)
         }
         _ => return None,
     };
@@ -219,27 +226,11 @@ mod legacy {
             }
         }
         let paged = |rest: &str, metadata: bool| {
-            let (entry, page, size) = match split_page_suffix(rest) {
-                Some((entry, page, size)) => (entry, page, size),
-                None => (rest, 0, DEFAULT_PAGE_SIZE),
-            };
-            let package = PackageTarget::Primary;
-            let action = if metadata {
-                ButtonAction::Metadata {
-                    package,
-                    page,
-                    size,
-                }
-            } else {
-                ButtonAction::Browse {
-                    package,
-                    page,
-                    size,
-                }
-            };
+            let (entry, page, size) =
+                split_page_suffix(rest).unwrap_or((rest, 0, DEFAULT_PAGE_SIZE));
             Some(Button {
                 entry_id: EntryId::parse(entry).ok()?,
-                action,
+                action: ButtonAction::paged(metadata, PackageTarget::Primary, page, size),
             })
         };
         let simple = |rest: &str, action: ButtonAction| {
@@ -287,19 +278,7 @@ mod legacy {
             return None;
         }
         let package = PackageTarget::Linked(encoded.replace("--", "/"));
-        let action = if metadata {
-            ButtonAction::Metadata {
-                package,
-                page,
-                size,
-            }
-        } else {
-            ButtonAction::Browse {
-                package,
-                page,
-                size,
-            }
-        };
+        let action = ButtonAction::paged(metadata, package, page, size);
         Some(Button {
             entry_id: EntryId::parse(entry).ok()?,
             action,

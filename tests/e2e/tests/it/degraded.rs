@@ -8,24 +8,29 @@ use bw_testkit::moto::Moto;
 
 use crate::harness::{Harness, Options, Secret, drain, fixture, secret_json};
 
+async fn with_managed_secret(name: String, client: aws_sdk_secretsmanager::Client) -> Harness {
+    Harness::start_with(Options {
+        secret: Secret::Manager { name, client },
+        ..Options::default()
+    })
+    .await
+}
+
+/// The readiness answer once the first secret load has finished, one way or the other.
+async fn first_secret_verdict(h: &Harness) -> (u16, serde_json::Value) {
+    let loaded = |_, ready: &serde_json::Value| ready["checks"]["secret"]["error"] != "loading";
+    h.wait_until("/health/ready", loaded, Duration::from_secs(10))
+        .await
+}
+
 #[tokio::test]
 async fn a_secret_created_later_is_picked_up_without_restart() {
     let moto = Moto::shared();
     let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await);
     let name = Moto::unique_name("benchling");
-    let h = Harness::start_with(Options {
-        secret: Secret::Manager {
-            name: name.clone(),
-            client: client.clone(),
-        },
-        ..Options::default()
-    })
-    .await;
+    let h = with_managed_secret(name.clone(), client.clone()).await;
 
-    let loaded = |_, ready: &serde_json::Value| ready["checks"]["secret"]["error"] != "loading";
-    let (status, ready) = h
-        .wait_until("/health/ready", loaded, Duration::from_secs(10))
-        .await;
+    let (status, ready) = first_secret_verdict(&h).await;
     assert_eq!(status, 503);
     assert_eq!(ready["checks"]["secret"]["ok"], false);
     assert!(
@@ -75,15 +80,8 @@ async fn an_invalid_secret_is_reported_by_key_without_values() {
         .send()
         .await
         .unwrap();
-    let h = Harness::start_with(Options {
-        secret: Secret::Manager { name, client },
-        ..Options::default()
-    })
-    .await;
-    let loaded = |_, ready: &serde_json::Value| ready["checks"]["secret"]["error"] != "loading";
-    let (status, ready) = h
-        .wait_until("/health/ready", loaded, Duration::from_secs(10))
-        .await;
+    let h = with_managed_secret(name, client).await;
+    let (status, ready) = first_secret_verdict(&h).await;
     assert_eq!(status, 503);
     let error = ready["checks"]["secret"]["error"].as_str().unwrap();
     assert!(
