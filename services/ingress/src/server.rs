@@ -171,6 +171,7 @@ async fn upkeep(state: Arc<AppState>) {
     let mut check = tokio::time::interval(Duration::from_secs(5));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_check = None;
+    let mut watching_secret = true;
     loop {
         tokio::select! {
             _ = check.tick() => {
@@ -182,9 +183,11 @@ async fn upkeep(state: Arc<AppState>) {
                     last_check = Some(Instant::now());
                 }
             }
-            changed = secret_changes.changed() => {
+            changed = secret_changes.changed(), if watching_secret => {
                 if changed.is_err() {
-                    return;
+                    // No loader (BenchlingSecret unset): nothing more will change.
+                    watching_secret = false;
+                    continue;
                 }
                 let current = secret_changes.borrow_and_update().clone();
                 if let SecretState::Ready(secret) = current {

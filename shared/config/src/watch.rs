@@ -98,9 +98,12 @@ impl SecretWatch {
         }
     }
 
-    /// A receiver that sees every change (e.g. to apply a new log level).
+    /// A receiver that sees every change (e.g. to apply a new log level). Its first
+    /// `changed()` returns at once, so a late subscriber still acts on the current state.
     pub fn subscribe(&self) -> watch::Receiver<SecretState> {
-        self.rx.clone()
+        let mut rx = self.rx.clone();
+        rx.mark_changed();
+        rx
     }
 }
 
@@ -155,6 +158,17 @@ async fn run(loader: SecretLoader, options: SecretWatchOptions, tx: watch::Sende
 mod tests {
     use super::*;
     use crate::secret::SecretSource;
+
+    #[tokio::test]
+    async fn late_subscribers_see_the_current_state_first() {
+        let watch = SecretWatch::unconfigured("BenchlingSecret is not set");
+        let mut rx = watch.subscribe();
+        tokio::time::timeout(Duration::from_secs(1), rx.changed())
+            .await
+            .expect("the current state is reported at once")
+            .unwrap();
+        assert!(matches!(&*rx.borrow(), SecretState::Unavailable { .. }));
+    }
 
     #[tokio::test]
     async fn recovers_when_the_secret_file_appears() {

@@ -178,3 +178,23 @@ async fn an_unknown_key_during_an_outage_is_a_503_so_benchling_retries() {
     );
     assert_eq!(export_jobs(&h).await, 2);
 }
+
+#[tokio::test]
+async fn keys_are_fetched_before_the_first_webhook() {
+    let h = Harness::start().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.jwks.fetches() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        h.jwks.fetches(),
+        1,
+        "pre-fetched once when the secret loaded"
+    );
+    assert_eq!(h.post_signed("/event", &entry_body()).await.0, 202);
+    assert_eq!(
+        h.jwks.fetches(),
+        1,
+        "the first webhook used the cached keys"
+    );
+}
