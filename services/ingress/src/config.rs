@@ -61,7 +61,8 @@ pub struct IngressConfig {
     pub jwks: JwksOptions,
     /// Queue backend (`EXPORT_QUEUE_URL` + `CANVAS_QUEUE_URL`, or neither).
     pub queues: QueueBackend,
-    /// `SQS_BATCH_LINGER_MS`: how long a send waits for companions to share a batch.
+    /// `SQS_BATCH_LINGER_MS`: how long a send waits for companions to share a batch while
+    /// another batch is in flight (never when the queue is idle).
     pub batch_linger: Duration,
     /// `REPLAY_CACHE_CAPACITY`: most `webhook-id`s remembered.
     pub replay_capacity: usize,
@@ -155,7 +156,7 @@ impl IngressConfig {
                 QueueBackend::Embedded
             }
         };
-        let batch_linger = env.millis_or("SQS_BATCH_LINGER_MS", Duration::ZERO, 0..=100);
+        let batch_linger = env.millis_or("SQS_BATCH_LINGER_MS", Duration::from_millis(5), 0..=100);
         let replay_capacity = env
             .ranged("REPLAY_CACHE_CAPACITY", 200_000, 1_000..=10_000_000)
             .unwrap_or(200_000) as usize;

@@ -19,6 +19,9 @@ pub struct Queues {
     pub canvas: Arc<dyn Queue>,
     /// `embedded` or `sqs`, for `/config` and logs.
     pub backend: &'static str,
+    /// Whether sends go through a [`Batcher`]: batching amortises network round trips, and an
+    /// in-process queue has none, so it is called directly.
+    pub batched: bool,
 }
 
 impl Queues {
@@ -30,6 +33,7 @@ impl Queues {
             export,
             canvas,
             backend: "embedded",
+            batched: false,
         }
     }
 
@@ -39,6 +43,7 @@ impl Queues {
             export: Arc::new(SqsQueue::new(client.clone(), export_url)),
             canvas: Arc::new(SqsQueue::new(client.clone(), canvas_url)),
             backend: "sqs",
+            batched: true,
         }
     }
 }
@@ -63,14 +68,14 @@ impl Health {
 #[derive(Debug)]
 struct Lane {
     queue: Arc<dyn Queue>,
-    sender: Batcher,
+    batcher: Option<Batcher>,
     health: Health,
 }
 
 impl Lane {
-    fn new(queue: Arc<dyn Queue>, options: BatchOptions) -> Self {
+    fn new(queue: Arc<dyn Queue>, batch: Option<BatchOptions>) -> Self {
         Self {
-            sender: Batcher::spawn(queue.clone(), options),
+            batcher: batch.map(|options| Batcher::spawn(queue.clone(), options)),
             queue,
             health: Health {
                 ok: AtomicBool::new(false),
@@ -87,7 +92,10 @@ impl Lane {
         )
         .group(group)
         .dedup(dedup);
-        let result = self.sender.send(message).await;
+        let result = match &self.batcher {
+            Some(batcher) => batcher.send(message).await,
+            None => self.queue.send(message).await,
+        };
         self.health.record(&result);
         result
     }
@@ -104,13 +112,13 @@ pub struct Outbox {
 impl Outbox {
     /// Starts the batching senders on the current runtime.
     pub fn new(queues: Queues, linger: Duration) -> Self {
-        let options = BatchOptions {
+        let batch = queues.batched.then_some(BatchOptions {
             linger,
             ..BatchOptions::default()
-        };
+        });
         Self {
-            export: Lane::new(queues.export, options),
-            canvas: Lane::new(queues.canvas, options),
+            export: Lane::new(queues.export, batch),
+            canvas: Lane::new(queues.canvas, batch),
             backend: queues.backend,
         }
     }

@@ -48,7 +48,11 @@ impl AppState {
 /// Registers every route. Webhook endpoints exist bare and under one `/{stage}/` segment (API
 /// Gateway stages), and `POST /` and `POST /{stage}` serve Benchling's "Stable" routing.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(probe(&["/health", "/{stage}/health"], health::health))
+    // Webhooks first: they are the traffic, and the router tries resources in order.
+    cfg.service(webhook_endpoint(&["/event", "/{stage}/event"]))
+        .service(webhook_endpoint(&["/canvas", "/{stage}/canvas"]))
+        .service(webhook_endpoint(&["/lifecycle", "/{stage}/lifecycle"]))
+        .service(probe(&["/health", "/{stage}/health"], health::health))
         .service(probe(
             &["/health/live", "/{stage}/health/live"],
             health::live,
@@ -58,9 +62,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             health::ready,
         ))
         .service(probe(&["/config"], health::config))
-        .service(webhook_endpoint(&["/event", "/{stage}/event"]))
-        .service(webhook_endpoint(&["/canvas", "/{stage}/canvas"]))
-        .service(webhook_endpoint(&["/lifecycle", "/{stage}/lifecycle"]))
         .service(
             web::resource(["/", "/{stage}"])
                 .route(web::post().to(webhook::receive))

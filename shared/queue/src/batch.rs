@@ -10,9 +10,10 @@ use crate::{MAX_BATCH, OutgoingMessage, Queue, QueueError};
 /// How a [`Batcher`] groups sends.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchOptions {
-    /// How long a batch that is not full waits for more messages. Zero sends whatever has
-    /// queued up while the previous requests were in flight, which already batches well
-    /// under load without adding latency when idle.
+    /// How long a batch that is not full waits for more messages, and only while another
+    /// batch is in flight: a lone send goes out at once, while under load batches fill up
+    /// instead of going out nearly empty (fewer requests, and more throughput per request).
+    /// Zero never waits.
     pub linger: Duration,
     /// How many batch requests may be in flight at once (at least 1).
     pub max_in_flight: usize,
@@ -96,7 +97,8 @@ async fn run(
         if pending.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        if !options.linger.is_zero() && batch.len() < MAX_BATCH {
+        let others_in_flight = slots.available_permits() + 1 < options.max_in_flight.max(1);
+        if !options.linger.is_zero() && batch.len() < MAX_BATCH && others_in_flight {
             let linger = tokio::time::sleep(options.linger);
             tokio::pin!(linger);
             while batch.len() < MAX_BATCH {

@@ -1,8 +1,10 @@
 //! An in-process queue with the SQS semantics the services rely on, for running without AWS and
 //! for tests.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
+use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -17,6 +19,10 @@ use crate::{
 
 /// How long a FIFO deduplication id suppresses duplicates (SQS's fixed interval).
 const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+
+/// Most deduplication ids remembered at once. SQS keeps every id for the whole window; this
+/// in-memory backend forgets the oldest early instead of growing without bound on a long run.
+const DEDUP_CAPACITY: usize = 100_000;
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -105,7 +111,7 @@ pub struct EmbeddedQueue {
 
 /// A stored message. `receipt` numbers its latest receipt (0: never received).
 struct Stored {
-    id: String,
+    id: uuid::Uuid,
     body: String,
     group: Option<Arc<str>>,
     attributes: BTreeMap<String, String>,
@@ -146,10 +152,12 @@ struct State {
     /// FIFO queue: groups that may deliver, by their oldest visible message.
     heads: BTreeSet<(u64, Arc<str>)>,
     in_flight: BTreeSet<(Instant, u64)>,
-    /// FIFO queue: deduplication key → (message id, end of its window).
-    dedup: HashMap<String, (String, Instant)>,
+    /// FIFO queue: keyed hash of the deduplication key → (message id, end of its window).
+    /// Hashes keep the cost per remembered id small and fixed.
+    dedup: HashMap<u64, (uuid::Uuid, Instant)>,
     /// The same keys in send order, to expire them cheaply.
-    dedup_expiry: VecDeque<(Instant, String)>,
+    dedup_expiry: VecDeque<(Instant, u64)>,
+    dedup_hasher: RandomState,
 }
 
 impl EmbeddedQueue {
@@ -223,7 +231,7 @@ impl EmbeddedQueue {
                 stored.deadline = None;
                 stored.group = match stored.group.take() {
                     Some(group) if fifo => Some(group),
-                    None if fifo => Some(Arc::from(stored.id.as_str())),
+                    None if fifo => Some(Arc::from(stored.id.to_string().as_str())),
                     _ => None,
                 };
                 state.insert(stored);
@@ -249,18 +257,22 @@ impl EmbeddedQueue {
             attributes,
         } = message;
         if !self.options.fifo {
-            return Ok(state.insert(Stored::new(body, None, attributes)));
+            return Ok(state
+                .insert(Stored::new(body, None, attributes))
+                .to_string());
         }
         state.forget_expired_dedup(now);
-        let key = dedup_id.unwrap_or_else(|| body.clone());
+        let key = state
+            .dedup_hasher
+            .hash_one(dedup_id.as_deref().unwrap_or(&body));
         if let Some((id, _)) = state.dedup.get(&key) {
-            return Ok(id.clone());
+            return Ok(id.to_string());
         }
         let id = state.insert(Stored::new(body, group_id.map(Arc::from), attributes));
         let expires = now + DEDUP_WINDOW;
-        state.dedup.insert(key.clone(), (id.clone(), expires));
+        state.dedup.insert(key, (id, expires));
         state.dedup_expiry.push_back((expires, key));
-        Ok(id)
+        Ok(id.to_string())
     }
 
     /// Checks a message as SQS would, returning why it is refused.
@@ -338,7 +350,7 @@ impl EmbeddedQueue {
 impl Stored {
     fn new(body: String, group: Option<Arc<str>>, attributes: BTreeMap<String, String>) -> Self {
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: uuid::Uuid::new_v4(),
             body,
             group,
             attributes,
@@ -351,10 +363,10 @@ impl Stored {
 
 impl State {
     /// Adds a visible message at the end of the queue and returns its id.
-    fn insert(&mut self, stored: Stored) -> String {
+    fn insert(&mut self, stored: Stored) -> uuid::Uuid {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let id = stored.id.clone();
+        let id = stored.id;
         let group = stored.group.clone();
         self.messages.insert(seq, stored);
         match group {
@@ -427,7 +439,7 @@ impl State {
         stored.receipt = receipt;
         stored.deadline = Some(deadline);
         let received = ReceivedMessage {
-            message_id: stored.id.clone(),
+            message_id: stored.id.to_string(),
             receipt: ReceiptHandle(format!("{tag}.{seq}.{receipt}")),
             body: stored.body.clone(),
             receive_count: stored.receive_count,
@@ -494,9 +506,10 @@ impl State {
         }
     }
 
+    /// Forgets ids whose window ended, and the oldest ones beyond [`DEDUP_CAPACITY`].
     fn forget_expired_dedup(&mut self, now: Instant) {
         while let Some((expires, _)) = self.dedup_expiry.front()
-            && *expires <= now
+            && (*expires <= now || self.dedup_expiry.len() >= DEDUP_CAPACITY)
         {
             if let Some((_, key)) = self.dedup_expiry.pop_front() {
                 self.dedup.remove(&key);
@@ -740,6 +753,41 @@ mod tests {
         let again = queue.receive(10, Duration::ZERO).await.unwrap();
         assert_eq!(bodies(&again), ["a"]);
         assert_eq!(again[0].receive_count, 2);
+    }
+
+    #[tokio::test]
+    async fn deduplication_memory_is_bounded_oldest_first() {
+        let queue = fifo(Duration::from_secs(30));
+        let first = queue
+            .send(OutgoingMessage::new("m").group("g").dedup("id-0"))
+            .await
+            .unwrap();
+        let batch = |from: usize| {
+            (from..from + MAX_BATCH)
+                .map(|n| {
+                    OutgoingMessage::new("m")
+                        .group("g")
+                        .dedup(format!("id-{n}"))
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut last_sent = Vec::new();
+        for from in (1..DEDUP_CAPACITY).step_by(MAX_BATCH) {
+            last_sent = queue.send_batch(batch(from)).await.unwrap();
+        }
+        let last_id = format!("id-{}", DEDUP_CAPACITY);
+        let again = queue
+            .send(OutgoingMessage::new("m").group("g").dedup(last_id))
+            .await
+            .unwrap();
+        let original = last_sent.pop().unwrap().unwrap();
+        assert_eq!(again, original, "recent ids are still deduplicated");
+        assert!(queue.state.lock().unwrap().dedup.len() <= DEDUP_CAPACITY);
+        let resent = queue
+            .send(OutgoingMessage::new("m").group("g").dedup("id-0"))
+            .await
+            .unwrap();
+        assert_ne!(resent, first, "the oldest id was forgotten to bound memory");
     }
 
     #[tokio::test]

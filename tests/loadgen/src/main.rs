@@ -2,8 +2,10 @@
 //! `scripts/bench-ingress`; results in `docs/benchmarks.md`).
 //!
 //! ```text
-//! webhook-bench serve --port P [--log-level L] [--requests-out PREFIX --count N [--slices S]]
-//!     JWKS stand-in + ingress library on embedded queues (drained), until SIGTERM.
+//! webhook-bench serve --port P [--log-level L] [--queues embedded|discard]
+//!                     [--requests-out PREFIX --count N [--slices S]]
+//!     JWKS stand-in + ingress library on embedded queues (drained) or discard queues,
+//!     until SIGTERM.
 //! webhook-bench stand-ins --dir DIR [--moto]
 //!     JWKS stand-in with a key persisted in DIR, the secret file, and (with --moto) moto and
 //!     two FIFO queues; writes DIR/ingress.env for the real `ingress` binary; until SIGTERM.
@@ -14,6 +16,7 @@
 //! ```
 
 mod args;
+mod discard;
 mod requests;
 mod serve;
 mod stand_ins;
@@ -23,7 +26,7 @@ use anyhow::{Context as _, bail};
 
 use crate::args::Args;
 use crate::requests::RequestSet;
-use crate::serve::ServeOptions;
+use crate::serve::{QueueKind, ServeOptions};
 use crate::stand_ins::APP_DEFINITION_ID;
 
 fn main() {
@@ -47,6 +50,7 @@ fn run() -> anyhow::Result<()> {
             serve::serve(ServeOptions {
                 port,
                 log_level: args.optional("log-level")?.unwrap_or_else(|| "warn".into()),
+                queues: args.optional("queues")?.unwrap_or(QueueKind::Embedded),
                 requests,
             })
         }

@@ -55,8 +55,8 @@ impl RequestSet {
         let writers = (0..slices)
             .map(|k| -> anyhow::Result<_> {
                 let path = partial(&self.slice_path(k));
-                let file = File::create(&path)
-                    .with_context(|| format!("creating {}", path.display()))?;
+                let file =
+                    File::create(&path).with_context(|| format!("creating {}", path.display()))?;
                 Ok(Mutex::new(BufWriter::new(file)))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -77,8 +77,7 @@ impl RequestSet {
                                 buffers[i % slices].extend_from_slice(&record);
                             }
                             for (writer, buffer) in writers.iter().zip(&mut buffers) {
-                                let mut writer =
-                                    writer.lock().unwrap_or_else(|e| e.into_inner());
+                                let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
                                 writer.write_all(&buffer[..])?;
                                 buffer.clear();
                             }
@@ -86,13 +85,17 @@ impl RequestSet {
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|_| anyhow::bail!("signer panicked")))
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| anyhow::bail!("signer panicked"))
+            })
         })?;
         for (k, writer) in writers.into_iter().enumerate() {
             let writer = writer.into_inner().unwrap_or_else(|e| e.into_inner());
-            writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            writer
+                .into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()?;
             let path = self.slice_path(k);
             std::fs::rename(partial(&path), &path)
                 .with_context(|| format!("renaming to {}", path.display()))?;

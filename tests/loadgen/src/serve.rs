@@ -1,8 +1,9 @@
-//! `serve`: the ingress library with embedded queues, a JWKS stand-in, and consumers that keep
-//! the queues empty, in one process.
+//! `serve`: the ingress library, a JWKS stand-in, and its queues, in one process.
 //!
-//! The drain models the steady state in which the workers keep up: without it every accepted
-//! job would stay in memory and the run would measure a growing backlog, not the ingress.
+//! With embedded queues, consumers drain them: that models the steady state in which the
+//! workers keep up; without it every accepted job would stay in memory and the run would
+//! measure a growing backlog, not the ingress. With discard queues (see [`DiscardQueue`]) the
+//! process holds only the ingress's own memory.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,8 +17,42 @@ use bw_queue::{EmbeddedQueue, MAX_BATCH, Queue as _};
 use bw_testkit::jwks::JwksServer;
 use bw_testkit::signer::SigningKey;
 
+use crate::discard::DiscardQueue;
 use crate::requests::RequestSet;
 use crate::stand_ins::{APP_DEFINITION_ID, KEY_ID, write_secret};
+
+/// Which queues the ingress writes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueKind {
+    /// `bw_queue::EmbeddedQueue`s, as `Queues::embedded` makes them, drained continuously.
+    Embedded,
+    /// [`DiscardQueue`]s.
+    Discard,
+}
+
+impl std::str::FromStr for QueueKind {
+    type Err = UnknownQueueKind;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "embedded" => Ok(Self::Embedded),
+            "discard" => Ok(Self::Discard),
+            _ => Err(UnknownQueueKind),
+        }
+    }
+}
+
+/// A `--queues` value other than `embedded` or `discard`.
+#[derive(Debug)]
+pub struct UnknownQueueKind;
+
+impl std::fmt::Display for UnknownQueueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("expected embedded or discard")
+    }
+}
+
+impl std::error::Error for UnknownQueueKind {}
 
 /// What `serve` was asked for.
 #[derive(Debug)]
@@ -26,11 +61,13 @@ pub struct ServeOptions {
     pub port: u16,
     /// `LOG_LEVEL` for the ingress (`warn` for the measured runs).
     pub log_level: String,
+    /// The queues.
+    pub queues: QueueKind,
     /// Requests to sign before serving, if any.
     pub requests: Option<RequestSet>,
 }
 
-/// Runs until SIGTERM or SIGINT, then reports how many jobs were drained.
+/// Runs until SIGTERM or SIGINT, then reports how many jobs the queues took.
 pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("webhook-bench-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -65,35 +102,71 @@ fn run(options: &ServeOptions, dir: &Path) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     let result = runtime.block_on(async {
-        let (export, _) = EmbeddedQueue::with_dead_letter("export.fifo", true);
-        let (canvas, _) = EmbeddedQueue::with_dead_letter("canvas.fifo", true);
-        let queues = Queues {
-            export: export.clone(),
-            canvas: canvas.clone(),
-            backend: "embedded",
-        };
+        let (queues, report) = queues(options.queues);
         let secret_watch = SecretWatch::spawn(
             SecretLoader::new(SecretSource::File(secret), None),
             config.secret_watch,
         );
-        let ingress = Ingress::start(config, queues, secret_watch, true)
-            .context("binding the HTTP port")?;
-        eprintln!("webhook-bench: ingress listening on http://{}", ingress.addr());
-        let drained = [export, canvas].map(|queue| {
-            let count = Arc::new(AtomicU64::new(0));
-            tokio::spawn(drain(queue, count.clone()));
-            count
-        });
-        let served = ingress.run().await.context("serving");
+        let ingress =
+            Ingress::start(config, queues, secret_watch, true).context("binding the HTTP port")?;
         eprintln!(
-            "webhook-bench: drained export={} canvas={}",
-            drained[0].load(Ordering::Relaxed),
-            drained[1].load(Ordering::Relaxed)
+            "webhook-bench: ingress listening on http://{}",
+            ingress.addr()
         );
+        let served = ingress.run().await.context("serving");
+        eprintln!("webhook-bench: {}", report());
         served
     });
     telemetry.shutdown();
     result
+}
+
+/// The ingress's queues, plus a closure that says how many jobs they took. Embedded queues get
+/// their drain tasks here, so this runs on the runtime.
+fn queues(kind: QueueKind) -> (Queues, Box<dyn Fn() -> String>) {
+    match kind {
+        QueueKind::Embedded => {
+            let (export, _) = EmbeddedQueue::with_dead_letter("export.fifo", true);
+            let (canvas, _) = EmbeddedQueue::with_dead_letter("canvas.fifo", true);
+            let queues = Queues {
+                export: export.clone(),
+                canvas: canvas.clone(),
+                backend: "embedded",
+                batched: false,
+            };
+            let [export, canvas] = [export, canvas].map(|queue| {
+                let count = Arc::new(AtomicU64::new(0));
+                tokio::spawn(drain(queue, count.clone()));
+                count
+            });
+            let report = move || {
+                format!(
+                    "drained export={} canvas={}",
+                    export.load(Ordering::Relaxed),
+                    canvas.load(Ordering::Relaxed)
+                )
+            };
+            (queues, Box::new(report))
+        }
+        QueueKind::Discard => {
+            let export = Arc::new(DiscardQueue::new("export.fifo"));
+            let canvas = Arc::new(DiscardQueue::new("canvas.fifo"));
+            let queues = Queues {
+                export: export.clone(),
+                canvas: canvas.clone(),
+                backend: "discard",
+                batched: false,
+            };
+            let report = move || {
+                format!(
+                    "discarded export={} canvas={}",
+                    export.accepted(),
+                    canvas.accepted()
+                )
+            };
+            (queues, Box::new(report))
+        }
+    }
 }
 
 /// Receives and deletes every message, counting them.

@@ -4,6 +4,7 @@
 //! for the binary is written to `{dir}/ingress.env`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bw_testkit::jwks::JwksServer;
@@ -17,6 +18,9 @@ pub const APP_DEFINITION_ID: &str = "appdef_bench";
 
 /// The JWKS key id.
 pub const KEY_ID: &str = "bench-key";
+
+/// How often the export queue in moto is emptied.
+const PURGE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Where the persisted signing key lives in `dir`.
 pub fn key_path(dir: &Path) -> PathBuf {
@@ -49,7 +53,10 @@ pub fn load_key(dir: &Path) -> anyhow::Result<SigningKey> {
 }
 
 /// Runs the stand-ins until SIGTERM or SIGINT. With `moto`, moto is started from
-/// `$MOTO_SERVER` (else `moto_server` on `PATH`) and dies with this process.
+/// `$MOTO_SERVER` (else `moto_server` on `PATH`) and dies with this process, and the export
+/// queue is purged every [`PURGE_INTERVAL`], which needs
+/// `MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR=false` in the environment (moto otherwise
+/// allows one purge a minute, as SQS does).
 pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key = match load_key(dir) {
@@ -63,7 +70,10 @@ pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
     let jwks = JwksServer::start(APP_DEFINITION_ID, &[&key]);
     let secret = write_secret(dir)?;
     let mut env = vec![
-        ("BenchlingSecret".to_owned(), format!("file:{}", secret.display())),
+        (
+            "BenchlingSecret".to_owned(),
+            format!("file:{}", secret.display()),
+        ),
         ("BENCHLING_JWKS_BASE_URL".to_owned(), jwks.base_url()),
     ];
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -76,11 +86,15 @@ pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
             let export = server.create_queue("bench-export", true, 30, None).await;
             let canvas = server.create_queue("bench-canvas", true, 30, None).await;
             env.extend(server.env());
+            tokio::spawn(purge(server.sqs_client().await, export.clone()));
             env.push(("EXPORT_QUEUE_URL".to_owned(), export));
             env.push(("CANVAS_QUEUE_URL".to_owned(), canvas));
         }
         write_env(&dir.join("ingress.env"), &env)?;
-        eprintln!("webhook-bench: stand-ins ready, JWKS at {}", jwks.base_url());
+        eprintln!(
+            "webhook-bench: stand-ins ready, JWKS at {}",
+            jwks.base_url()
+        );
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         tokio::select! {
@@ -89,6 +103,25 @@ pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
         }
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// Keeps moto's export queue shallow, as workers that keep up would. moto's SQS scans every
+/// stored message several times (with date arithmetic) on each send, so without this its cost
+/// per send grows with the backlog and the run would measure the backlog, not the ingress. A
+/// purge is one request, where receiving and deleting would double moto's work per message.
+/// Only the export queue: the benchmark's webhooks are entry events, which all go there.
+async fn purge(client: aws_sdk_sqs::Client, url: String) {
+    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(error) = client.purge_queue().queue_url(&url).send().await {
+            eprintln!(
+                "webhook-bench: purging {url} failed, so moto's queue will grow \
+                 (is MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR=false set?): {error:?}"
+            );
+            return;
+        }
+    }
 }
 
 /// Writes `NAME='value'` lines for `set -a; . FILE`, under the final name only once complete.

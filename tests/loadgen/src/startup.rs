@@ -115,7 +115,7 @@ fn report(what: &str, mut samples: Vec<Duration>) {
 /// The median of sorted samples (the mean of the middle two for an even count).
 fn median(sorted: &[Duration]) -> Duration {
     let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2
     } else {
         sorted[mid]
