@@ -158,8 +158,8 @@ impl IngressConfig {
         };
         let batch_linger = env.millis_or("SQS_BATCH_LINGER_MS", Duration::from_millis(5), 0..=100);
         let replay_capacity = env
-            .ranged("REPLAY_CACHE_CAPACITY", 200_000, 1_000..=10_000_000)
-            .unwrap_or(200_000) as usize;
+            .ranged("REPLAY_CACHE_CAPACITY", 100_000, 1_000..=10_000_000)
+            .unwrap_or(100_000) as usize;
         let shutdown_timeout =
             env.seconds_or("SHUTDOWN_TIMEOUT_SECS", Duration::from_secs(25), 0..=600);
         let telemetry = TelemetryConfig::from_env(&env, "benchling-webhook-ingress");

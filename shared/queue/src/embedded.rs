@@ -22,7 +22,7 @@ const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 
 /// Most deduplication ids remembered at once. SQS keeps every id for the whole window; this
 /// in-memory backend forgets the oldest early instead of growing without bound on a long run.
-const DEDUP_CAPACITY: usize = 100_000;
+const DEDUP_CAPACITY: usize = 10_000;
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
