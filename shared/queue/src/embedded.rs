@@ -664,6 +664,14 @@ impl Queue for EmbeddedQueue {
     async fn check(&self) -> Result<(), QueueError> {
         Ok(())
     }
+
+    async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError> {
+        Ok(self
+            .options
+            .dead_letter
+            .clone()
+            .map(|queue| queue as Arc<dyn Queue>))
+    }
 }
 
 #[cfg(test)]

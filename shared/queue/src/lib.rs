@@ -8,6 +8,7 @@ mod sqs;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -151,4 +152,8 @@ pub trait Queue: Send + Sync + fmt::Debug {
 
     /// Checks that the queue exists and is usable (for readiness probes).
     async fn check(&self) -> Result<(), QueueError>;
+
+    /// The queue's dead-letter queue, if it has one (on SQS, the target of its
+    /// `RedrivePolicy`): where a consumer moves a message that can never succeed.
+    async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError>;
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -394,5 +395,47 @@ impl Queue for SqsQueue {
 
     async fn check(&self) -> Result<(), QueueError> {
         self.visibility_timeout().await.map(drop)
+    }
+
+    async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError> {
+        const OPERATION: &str = "GetQueueAttributes";
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|error| self.error(OPERATION, error))?;
+        let Some(policy) = output
+            .attributes
+            .as_ref()
+            .and_then(|attributes| attributes.get(&QueueAttributeName::RedrivePolicy))
+        else {
+            return Ok(None);
+        };
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RedrivePolicy {
+            dead_letter_target_arn: String,
+        }
+        let policy: RedrivePolicy = serde_json::from_str(policy)
+            .map_err(|e| self.unavailable(OPERATION, format!("unreadable RedrivePolicy: {e}")))?;
+        // arn:{partition}:sqs:{region}:{account}:{name}
+        let fields: Vec<&str> = policy.dead_letter_target_arn.split(':').collect();
+        let [_, _, _, _, account, name] = fields[..] else {
+            return Err(self.unavailable(OPERATION, "RedrivePolicy names no queue ARN"));
+        };
+        let url = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|error| self.error("GetQueueUrl", error))?
+            .queue_url
+            .ok_or_else(|| self.unavailable("GetQueueUrl", "SQS returned no queue URL"))?;
+        Ok(Some(Arc::new(SqsQueue::new(self.client.clone(), url))))
     }
 }

@@ -532,7 +532,31 @@ macro_rules! suite {
     };
 }
 
+/// A consumer finds where to move a message that can never succeed.
+async fn dead_letter_queue_is_discovered(backend: Backend) {
+    let Queues { queue, dead_letter } = backend.queues(true, 30, 3).await;
+    let found = queue
+        .dead_letter_queue()
+        .await
+        .unwrap()
+        .expect("the queue has a dead-letter queue");
+    assert_eq!(found.name(), dead_letter.name());
+    found
+        .send(
+            OutgoingMessage::new("parked")
+                .group("g")
+                .attribute("failure_reason", "bad"),
+        )
+        .await
+        .unwrap();
+    let parked = drain(dead_letter.as_ref(), 1).await;
+    assert_eq!(bodies(&parked), ["parked"]);
+    assert_eq!(parked[0].attributes["failure_reason"], "bad");
+    assert!(dead_letter.dead_letter_queue().await.unwrap().is_none());
+}
+
 suite!(
+    dead_letter_queue_is_discovered,
     round_trip_with_attributes,
     empty_receive_waits_then_returns_nothing,
     expired_visibility_redelivers_with_new_receipt,

@@ -95,6 +95,10 @@ impl Queue for DiscardQueue {
     async fn check(&self) -> Result<(), QueueError> {
         Ok(())
     }
+
+    async fn dead_letter_queue(&self) -> Result<Option<std::sync::Arc<dyn Queue>>, QueueError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! One moto server (the AWS emulator) per test process, started on first use, and helpers to
-//! create SQS queues in it.
+//! create SQS queues and S3 buckets in it.
 //!
 //! Tests share the server, so they must name their resources with [`Moto::unique_name`].
 
@@ -85,6 +85,31 @@ impl Moto {
     /// the runtime that opened them, and each `#[tokio::test]` has its own.
     pub async fn sqs_client(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk_config().await)
+    }
+
+    /// An S3 client for the server, with path-style addressing (one host serves every bucket).
+    /// Make one per test, as for [`Moto::sqs_client`].
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// Creates an S3 bucket named `name` (use [`Moto::unique_name`]).
+    ///
+    /// # Panics
+    ///
+    /// If moto refuses the bucket.
+    pub async fn create_bucket(&self, name: &str) {
+        self.s3_client()
+            .await
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("cannot create bucket {name}: {error:?}"));
     }
 
     /// Environment for a spawned service binary so that its SDK clients use this server.

@@ -1,8 +1,10 @@
 //! A minimal HTTP/1.1 server on loopback for test stand-ins: one thread per connection,
 //! keep-alive, `content-length` bodies. Each stand-in supplies a handler.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -21,6 +23,11 @@ pub struct StubRequest {
 }
 
 impl StubRequest {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(self.body.as_deref()?).ok()
+    }
+
     /// The first value of a header (name in lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -39,6 +46,11 @@ pub struct StubResponse {
     pub content_type: &'static str,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Extra response headers, e.g. `retry-after`.
+    pub headers: Vec<(String, String)>,
+    /// When set, the body is streamed from this file instead of `body`, so large downloads
+    /// need not be held in memory.
+    pub body_file: Option<PathBuf>,
 }
 
 impl StubResponse {
@@ -48,7 +60,15 @@ impl StubResponse {
             status,
             content_type: "application/json",
             body: body.into(),
+            headers: Vec::new(),
+            body_file: None,
         }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
     }
 }
 
@@ -112,18 +132,37 @@ fn serve(stream: TcpStream, handler: &Handler) {
     let mut reader = BufReader::new(stream);
     while let Some((request, close)) = read_request(&mut reader) {
         let response = handler(&request);
-        let head = format!(
-            "HTTP/1.1 {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n",
-            response.status,
-            response.content_type,
-            response.body.len()
-        );
-        if writer.write_all(head.as_bytes()).is_err()
-            || writer.write_all(&response.body).is_err()
-            || close
-        {
+        if write_response(&mut writer, &response).is_err() || close {
             return;
         }
+    }
+}
+
+/// Writes the status line, headers and body (from memory or streamed from a file).
+fn write_response(writer: &mut TcpStream, response: &StubResponse) -> std::io::Result<()> {
+    let mut file = match &response.body_file {
+        Some(path) => {
+            let file = File::open(path)?;
+            let len = file.metadata()?.len();
+            Some((file, len))
+        }
+        None => None,
+    };
+    let len = file
+        .as_ref()
+        .map_or(response.body.len() as u64, |(_, len)| *len);
+    let mut head = format!(
+        "HTTP/1.1 {}\r\ncontent-type: {}\r\ncontent-length: {len}\r\n",
+        response.status, response.content_type
+    );
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    writer.write_all(head.as_bytes())?;
+    match &mut file {
+        Some((file, _)) => std::io::copy(file, writer).map(drop),
+        None => writer.write_all(&response.body),
     }
 }
 

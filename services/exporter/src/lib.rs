@@ -1,0 +1,3 @@
+//! The export worker: turns a Benchling entry export into the package's files in object storage.
+
+pub mod archive;

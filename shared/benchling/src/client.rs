@@ -1,0 +1,658 @@
+//! The Benchling REST client: one place for OAuth, retries, rate limiting and timeouts, with a
+//! typed method per call the workers make.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bw_config::Redacted;
+use bw_contracts::{CanvasId, EntryId};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use url::{Host, Url};
+
+use crate::auth::{AccessToken, CredentialSource, Credentials, TokenCache};
+use crate::error::{BenchlingError, TransportKind};
+use crate::model::{
+    AppCanvas, AppCanvasFields, Entry, EntryFields, NameLookup, NewAppCanvas, TaskId, TaskStatus,
+};
+use crate::ratelimit::{RateLimit, RateLimiter};
+use crate::retry::{RetryOptions, is_retryable_status, server_hint};
+
+/// Ids per bulk-get request; Benchling caps bulk gets, 100 stays under every documented limit.
+const BULK_CHUNK: usize = 100;
+
+/// Longest error message kept from a Benchling error body.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Client settings; `Default` gives Benchling's tenant URL and production limits.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// `BENCHLING_API_BASE_URL`; `None` means `https://{tenant}.benchling.com`, with the tenant
+    /// read from the current credentials. The API is under `{base}/api/v2`.
+    pub base_url: Option<Url>,
+    /// Timeout for one request, response body included.
+    pub request_timeout: Duration,
+    /// Timeout for opening a connection.
+    pub connect_timeout: Duration,
+    /// Retry policy for transient failures.
+    pub retry: RetryOptions,
+    /// Client-side request budget, shared by every clone of the client.
+    pub rate_limit: RateLimit,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryOptions::default(),
+            rate_limit: RateLimit::default(),
+        }
+    }
+}
+
+/// A Benchling API client. Clones share the token, the rate limiter and the connection pool.
+#[derive(Clone)]
+pub struct BenchlingClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: Option<Url>,
+    credentials: Arc<dyn CredentialSource>,
+    tokens: TokenCache,
+    limiter: RateLimiter,
+    retry: RetryOptions,
+}
+
+/// Whether a URL may carry Benchling credentials or data: `https`, or plain `http` to a
+/// loopback address (the test stand-ins). Also used for export download URLs.
+pub fn is_secure_url(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+            Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+            Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+fn check_base_url(url: &Url) -> Result<(), BenchlingError> {
+    let refuse = |reason| {
+        Err(BenchlingError::InvalidBaseUrl {
+            url: url.to_string(),
+            reason,
+        })
+    };
+    if !is_secure_url(url) {
+        return refuse("only https is allowed (http only for loopback addresses)");
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return refuse("not a base URL");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return refuse("credentials do not belong in the URL");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return refuse("a query or fragment is not allowed");
+    }
+    Ok(())
+}
+
+/// One API call: method, path segments under `/api/v2`, query and JSON body.
+struct Call<'a> {
+    method: Method,
+    segments: Vec<&'a str>,
+    query: Vec<(&'static str, String)>,
+    body: Option<Value>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, segments: &[&'a str]) -> Self {
+        Self {
+            method,
+            segments: segments.to_vec(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn path(&self) -> String {
+        format!("/{}", self.segments.join("/"))
+    }
+}
+
+/// A failed attempt and what to do about it.
+struct Failure {
+    error: BenchlingError,
+    retryable: bool,
+    /// How long Benchling asked us to wait.
+    hint: Option<Duration>,
+    /// The token Benchling answered 401 to.
+    rejected_token: Option<Redacted>,
+}
+
+impl Failure {
+    fn final_(error: BenchlingError) -> Self {
+        Self {
+            error,
+            retryable: false,
+            hint: None,
+            rejected_token: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl BenchlingClient {
+    /// A client reading credentials from `credentials` before every call. Fails when the
+    /// configured base URL is not https (or http to loopback).
+    pub fn new(
+        credentials: Arc<dyn CredentialSource>,
+        options: ClientOptions,
+    ) -> Result<Self, BenchlingError> {
+        if let Some(base) = &options.base_url {
+            check_base_url(base)?;
+        }
+        let http = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(options.connect_timeout)
+            // A redirect could carry the bearer token somewhere else; the API never redirects.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("bw-benchling/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BenchlingError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base_url: options.base_url,
+                credentials,
+                tokens: TokenCache::default(),
+                limiter: RateLimiter::new(options.rate_limit),
+                retry: options.retry,
+            }),
+        })
+    }
+
+    /// `GET /entries/{id}`: the entry, typed, with its raw JSON.
+    pub async fn get_entry(&self, id: &EntryId) -> Result<Entry, BenchlingError> {
+        let call = Call::new(Method::GET, &["entries", id.as_str()]);
+        let mut body = self.execute(&call).await?;
+        let raw = body
+            .get_mut("entry")
+            .map(Value::take)
+            .filter(Value::is_object)
+            .ok_or_else(|| invalid(&call, "no `entry` object"))?;
+        let fields = EntryFields::deserialize(&raw).map_err(|e| invalid(&call, e))?;
+        Ok(Entry::new(fields, raw))
+    }
+
+    /// `POST /exports {"id": entry}`: starts an export and returns its task.
+    pub async fn start_export(&self, entry: &EntryId) -> Result<TaskId, BenchlingError> {
+        let mut call = Call::new(Method::POST, &["exports"]);
+        call.body = Some(json!({ "id": entry }));
+        let body = self.execute(&call).await?;
+        body.get("taskId")
+            .and_then(Value::as_str)
+            .and_then(TaskId::parse)
+            .ok_or_else(|| invalid(&call, "task ID not found"))
+    }
+
+    /// `GET /tasks/{id}`: whether the task is running, done or failed.
+    pub async fn get_task(&self, id: &TaskId) -> Result<TaskStatus, BenchlingError> {
+        let call = Call::new(Method::GET, &["tasks", id.as_str()]);
+        let body = self.execute(&call).await?;
+        match body.get("status").and_then(Value::as_str) {
+            Some("QUEUED" | "RUNNING") => Ok(TaskStatus::Running),
+            Some("SUCCEEDED") => body
+                .pointer("/response/downloadURL")
+                .and_then(Value::as_str)
+                .and_then(|u| Url::parse(u).ok())
+                .map(|download_url| TaskStatus::Succeeded { download_url })
+                .ok_or_else(|| invalid(&call, "SUCCEEDED without a valid response.downloadURL")),
+            Some("FAILED") => Ok(TaskStatus::Failed {
+                message: failure_reason(&body),
+            }),
+            Some(other) => Err(invalid(&call, format!("unknown task status {other:?}"))),
+            None => Err(invalid(&call, "no task status")),
+        }
+    }
+
+    /// `GET /app-canvases/{id}`.
+    pub async fn get_app_canvas(&self, id: &CanvasId) -> Result<AppCanvas, BenchlingError> {
+        let call = Call::new(Method::GET, &["app-canvases", id.as_str()]);
+        let body = self.execute(&call).await?;
+        canvas_from(&call, &body)
+    }
+
+    /// `POST /app-canvases`: creates a canvas on a resource.
+    pub async fn create_app_canvas(
+        &self,
+        canvas: &NewAppCanvas,
+    ) -> Result<AppCanvas, BenchlingError> {
+        let mut call = Call::new(Method::POST, &["app-canvases"]);
+        call.body = Some(serde_json::to_value(canvas).map_err(|e| invalid(&call, e))?);
+        let body = self.execute(&call).await?;
+        canvas_from(&call, &body)
+    }
+
+    /// `PATCH /app-canvases/{id}` with `{"enabled": …, "blocks": […]}`.
+    pub async fn update_app_canvas(
+        &self,
+        id: &CanvasId,
+        enabled: bool,
+        blocks: Value,
+    ) -> Result<AppCanvas, BenchlingError> {
+        let mut call = Call::new(Method::PATCH, &["app-canvases", id.as_str()]);
+        call.body = Some(json!({ "enabled": enabled, "blocks": blocks }));
+        let body = self.execute(&call).await?;
+        canvas_from(&call, &body)
+    }
+
+    /// Names of the given resources of one link type, by bulk get (`id → name`). Ids Benchling
+    /// does not return, or returns without a name, are absent from the map.
+    pub async fn entity_names<S: AsRef<str>>(
+        &self,
+        lookup: NameLookup,
+        ids: &[S],
+    ) -> Result<HashMap<String, String>, BenchlingError> {
+        let ids: Vec<&str> = ids
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|id| !id.is_empty())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let path = lookup.path();
+        let mut names = HashMap::new();
+        for chunk in ids.chunks(BULK_CHUNK) {
+            let mut call = Call::new(Method::GET, &[path.as_str()]);
+            call.query.push((lookup.ids_param(), chunk.join(",")));
+            let body = self.execute(&call).await?;
+            let items = body
+                .get(lookup.list_key())
+                .and_then(Value::as_array)
+                .ok_or_else(|| invalid(&call, format!("no `{}` list", lookup.list_key())))?;
+            for item in items {
+                if let (Some(id), Some(name)) = (
+                    item.get("id").and_then(Value::as_str),
+                    item.get("name").and_then(Value::as_str),
+                ) {
+                    names.insert(id.to_owned(), name.to_owned());
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Runs a call: retries transient failures with backoff, refreshes the token once on 401.
+    async fn execute(&self, call: &Call<'_>) -> Result<Value, BenchlingError> {
+        let retry = self.inner.retry;
+        let mut attempt = 1;
+        let mut refreshed = false;
+        loop {
+            let failure = match self.attempt(call).await {
+                Ok(body) => return Ok(body),
+                Err(failure) => failure,
+            };
+            if let Some(rejected) = &failure.rejected_token
+                && !refreshed
+            {
+                // Expired or revoked before our own clock said so: one fresh token, one retry.
+                refreshed = true;
+                self.inner.tokens.invalidate(rejected).await;
+                tracing::debug!(method = %call.method, path = %call.path(), "Benchling rejected the token; refreshing");
+                continue;
+            }
+            if !failure.retryable || attempt >= retry.max_attempts.max(1) {
+                return Err(failure.error);
+            }
+            let wait = retry.wait(attempt, failure.hint);
+            if failure.hint.is_some() {
+                // Benchling's budget is per tenant: every task holds off, not only this one.
+                self.inner.limiter.hold_until(Instant::now() + wait);
+            }
+            tracing::debug!(
+                method = %call.method,
+                path = %call.path(),
+                attempt,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                error = %failure.error,
+                "retrying Benchling call"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// One try of a call (fetching a token first when none is cached).
+    async fn attempt(&self, call: &Call<'_>) -> Result<Value, Failure> {
+        let credentials = self
+            .inner
+            .credentials
+            .current()
+            .map_err(|reason| Failure::final_(BenchlingError::NoCredentials(reason)))?;
+        let api = self.api_url(&credentials).map_err(Failure::final_)?;
+        let token = self
+            .inner
+            .tokens
+            .get(&credentials, &api, async || {
+                self.fetch_token(&api, &credentials).await
+            })
+            .await?;
+        let mut url = api;
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(&call.segments);
+        }
+        if !call.query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), url)
+            .bearer_auth(token.value.expose());
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        self.inner.limiter.acquire().await;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_failure(call, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| transport_failure(call, &e))?;
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| Failure::final_(invalid(call, e)));
+        }
+        let hint = server_hint(response.headers());
+        let message = error_message(response).await;
+        Err(Failure {
+            error: status_error(call, status, message),
+            retryable: is_retryable_status(status),
+            hint,
+            rejected_token: (status == StatusCode::UNAUTHORIZED).then(|| token.value.clone()),
+        })
+    }
+
+    /// `POST {api}/token` with the client credentials.
+    async fn fetch_token(
+        &self,
+        api: &Url,
+        credentials: &Credentials,
+    ) -> Result<AccessToken, Failure> {
+        let call = Call::new(Method::POST, &["token"]);
+        let mut url = api.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push("token");
+        }
+        self.inner.limiter.acquire().await;
+        let response = self
+            .inner
+            .http
+            .post(url)
+            .header(AUTHORIZATION, credentials.basic_authorization())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .map_err(|e| transport_failure(&call, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let hint = server_hint(response.headers());
+            let message = error_message(response).await;
+            return Err(Failure {
+                error: status_error(&call, status, message),
+                retryable: is_retryable_status(status),
+                hint,
+                rejected_token: None,
+            });
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_failure(&call, &e))?;
+        // The body holds the token: report only that it is malformed, never its content.
+        let token: TokenResponse = serde_json::from_slice(&bytes).map_err(|_| {
+            Failure::final_(invalid(
+                &call,
+                "no access_token and expires_in in the answer",
+            ))
+        })?;
+        tracing::debug!(
+            expires_in = token.expires_in,
+            "Benchling access token fetched"
+        );
+        Ok(AccessToken::new(
+            token.access_token,
+            Duration::from_secs(token.expires_in),
+        ))
+    }
+
+    /// `{base}/api/v2`, the base being configured or derived from the tenant.
+    fn api_url(&self, credentials: &Credentials) -> Result<Url, BenchlingError> {
+        let mut url = match &self.inner.base_url {
+            Some(base) => base.clone(),
+            None => tenant_url(&credentials.tenant)?,
+        };
+        let shown = url.to_string();
+        url.path_segments_mut()
+            .map_err(|()| BenchlingError::InvalidBaseUrl {
+                url: shown,
+                reason: "not a base URL",
+            })?
+            .pop_if_empty()
+            .extend(["api", "v2"]);
+        Ok(url)
+    }
+}
+
+/// `https://{tenant}.benchling.com`, for a tenant that is a plain DNS label.
+fn tenant_url(tenant: &str) -> Result<Url, BenchlingError> {
+    let is_label = !tenant.is_empty()
+        && tenant.len() <= 63
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let refused = || BenchlingError::InvalidBaseUrl {
+        url: format!("https://{tenant}.benchling.com"),
+        reason: "the tenant must be a DNS label (letters, digits, '-')",
+    };
+    if !is_label {
+        return Err(refused());
+    }
+    Url::parse(&format!("https://{tenant}.benchling.com")).map_err(|_| refused())
+}
+
+fn invalid(call: &Call<'_>, detail: impl ToString) -> BenchlingError {
+    BenchlingError::InvalidResponse {
+        path: call.path(),
+        detail: detail.to_string(),
+    }
+}
+
+fn canvas_from(call: &Call<'_>, body: &Value) -> Result<AppCanvas, BenchlingError> {
+    AppCanvasFields::deserialize(body)
+        .map(AppCanvas::from)
+        .map_err(|e| invalid(call, e))
+}
+
+fn status_error(call: &Call<'_>, status: StatusCode, message: String) -> BenchlingError {
+    if status == StatusCode::NOT_FOUND {
+        BenchlingError::NotFound {
+            method: call.method.to_string(),
+            path: call.path(),
+            message,
+        }
+    } else {
+        BenchlingError::Status {
+            method: call.method.to_string(),
+            path: call.path(),
+            status: status.as_u16(),
+            message,
+        }
+    }
+}
+
+fn transport_failure(call: &Call<'_>, error: &reqwest::Error) -> Failure {
+    let kind = if error.is_timeout() {
+        TransportKind::Timeout
+    } else if error.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
+    };
+    // Timeouts, refused connections and broken connections are all worth another try.
+    Failure {
+        error: BenchlingError::Transport {
+            method: call.method.to_string(),
+            path: call.path(),
+            kind,
+            message: error_chain(error),
+        },
+        retryable: true,
+        hint: None,
+        rejected_token: None,
+    }
+}
+
+/// The error and its sources, without the URL reqwest puts first (the message names the path).
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        parts.push(e.to_string());
+        source = e.source();
+    }
+    if parts.is_empty() {
+        parts.push(error.to_string());
+    }
+    parts.join(": ")
+}
+
+/// Benchling's error text: `{"error": {"message": …}}`, or OAuth's `{"error": "…",
+/// "error_description": "…"}`. Other bodies are not echoed.
+async fn error_message(response: reqwest::Response) -> String {
+    let Ok(bytes) = response.bytes().await else {
+        return String::new();
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
+        return String::new();
+    };
+    let text = match body.get("error") {
+        Some(Value::Object(error)) => error
+            .get("message")
+            .or_else(|| error.get("userMessage"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        Some(Value::String(code)) => match body.get("error_description").and_then(Value::as_str) {
+            Some(description) => format!("{code}: {description}"),
+            None => code.clone(),
+        },
+        _ => String::new(),
+    };
+    text.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
+/// A FAILED task's `message` and `errors` in one line.
+fn failure_reason(body: &Value) -> String {
+    let mut parts: Vec<String> = body
+        .get("message")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    if let Some(errors) = body.get("errors").and_then(Value::as_array) {
+        parts.extend(errors.iter().map(|e| {
+            match e {
+                Value::String(s) => s.clone(),
+                Value::Object(o) => o
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| e.to_string(), str::to_owned),
+                other => other.to_string(),
+            }
+        }));
+    }
+    if parts.is_empty() {
+        "Benchling gave no reason".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_base_urls() {
+        assert!(check_base_url(&url("https://acme.benchling.com")).is_ok());
+        assert!(check_base_url(&url("http://127.0.0.1:8080")).is_ok());
+        assert!(check_base_url(&url("http://[::1]:8080/")).is_ok());
+        assert!(check_base_url(&url("http://localhost:1")).is_ok());
+        for bad in [
+            "http://acme.benchling.com",
+            "http://10.0.0.1",
+            "ftp://127.0.0.1",
+            "https://user:pw@acme.benchling.com",
+            "https://acme.benchling.com/?x=1",
+        ] {
+            let err = check_base_url(&url(bad)).unwrap_err();
+            assert!(
+                matches!(err, BenchlingError::InvalidBaseUrl { .. }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn tenants_must_be_dns_labels() {
+        assert_eq!(
+            tenant_url("acme").unwrap().as_str(),
+            "https://acme.benchling.com/"
+        );
+        for bad in ["", "a.b", "evil.com/x", "a@b"] {
+            assert!(tenant_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn failed_tasks_carry_message_and_errors() {
+        let body = json!({"status": "FAILED", "message": "Export failed",
+            "errors": ["disk full", {"message": "entry locked"}]});
+        assert_eq!(
+            failure_reason(&body),
+            "Export failed; disk full; entry locked"
+        );
+        assert_eq!(failure_reason(&json!({})), "Benchling gave no reason");
+    }
+}
