@@ -29,6 +29,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalError",
 ];
 
+const GET_ATTRIBUTES: &str = "GetQueueAttributes";
+
 /// A queue in Amazon SQS (or an emulator), addressed by its URL.
 #[derive(Clone)]
 pub struct SqsQueue {
@@ -54,6 +56,21 @@ impl SqsQueue {
             url,
             name,
         }
+    }
+
+    /// One queue attribute, `None` when the queue does not have it.
+    async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, QueueError> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(|error| self.error(GET_ATTRIBUTES, error))?;
+        Ok(output
+            .attributes
+            .and_then(|mut attributes| attributes.remove(&name)))
     }
 
     fn rejected(&self, operation: &'static str, message: impl Into<String>) -> QueueError {
@@ -375,22 +392,11 @@ impl Queue for SqsQueue {
     }
 
     async fn visibility_timeout(&self) -> Result<Duration, QueueError> {
-        const OPERATION: &str = "GetQueueAttributes";
-        let output = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
-            .send()
-            .await
-            .map_err(|error| self.error(OPERATION, error))?;
-        output
-            .attributes
-            .as_ref()
-            .and_then(|attributes| attributes.get(&QueueAttributeName::VisibilityTimeout))
+        self.attribute(QueueAttributeName::VisibilityTimeout)
+            .await?
             .and_then(|seconds| seconds.parse().ok())
             .map(Duration::from_secs)
-            .ok_or_else(|| self.unavailable(OPERATION, "SQS returned no VisibilityTimeout"))
+            .ok_or_else(|| self.unavailable(GET_ATTRIBUTES, "SQS returned no VisibilityTimeout"))
     }
 
     async fn check(&self) -> Result<(), QueueError> {
@@ -398,20 +404,7 @@ impl Queue for SqsQueue {
     }
 
     async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError> {
-        const OPERATION: &str = "GetQueueAttributes";
-        let output = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
-            .await
-            .map_err(|error| self.error(OPERATION, error))?;
-        let Some(policy) = output
-            .attributes
-            .as_ref()
-            .and_then(|attributes| attributes.get(&QueueAttributeName::RedrivePolicy))
-        else {
+        let Some(policy) = self.attribute(QueueAttributeName::RedrivePolicy).await? else {
             return Ok(None);
         };
         #[derive(serde::Deserialize)]
@@ -419,12 +412,13 @@ impl Queue for SqsQueue {
         struct RedrivePolicy {
             dead_letter_target_arn: String,
         }
-        let policy: RedrivePolicy = serde_json::from_str(policy)
-            .map_err(|e| self.unavailable(OPERATION, format!("unreadable RedrivePolicy: {e}")))?;
+        let policy: RedrivePolicy = serde_json::from_str(&policy).map_err(|e| {
+            self.unavailable(GET_ATTRIBUTES, format!("unreadable RedrivePolicy: {e}"))
+        })?;
         // arn:{partition}:sqs:{region}:{account}:{name}
         let fields: Vec<&str> = policy.dead_letter_target_arn.split(':').collect();
         let [_, _, _, _, account, name] = fields[..] else {
-            return Err(self.unavailable(OPERATION, "RedrivePolicy names no queue ARN"));
+            return Err(self.unavailable(GET_ATTRIBUTES, "RedrivePolicy names no queue ARN"));
         };
         let url = self
             .client
