@@ -115,6 +115,9 @@ struct Call<'a> {
     segments: Vec<&'a str>,
     query: Vec<(&'static str, String)>,
     body: Option<Value>,
+    /// Not idempotent: retried only when the request certainly had no effect (a refused
+    /// connection, or 429), never after a timeout or a 5xx that may have applied it.
+    at_most_once: bool,
 }
 
 impl<'a> Call<'a> {
@@ -124,6 +127,7 @@ impl<'a> Call<'a> {
             segments: segments.to_vec(),
             query: Vec::new(),
             body: None,
+            at_most_once: false,
         }
     }
 
@@ -246,6 +250,8 @@ impl BenchlingClient {
         canvas: &NewAppCanvas,
     ) -> Result<AppCanvas, BenchlingError> {
         let mut call = Call::new(Method::POST, &["app-canvases"]);
+        // A second canvas in the entry would be worse than a failed job that is redelivered.
+        call.at_most_once = true;
         call.body = Some(serde_json::to_value(canvas).map_err(|e| invalid(&call, e))?);
         let body = self.execute(&call).await?;
         canvas_from(&call, &body)
@@ -319,7 +325,18 @@ impl BenchlingClient {
                 tracing::debug!(method = %call.method, path = %call.path(), "Benchling rejected the token; refreshing");
                 continue;
             }
-            if !failure.retryable || attempt >= retry.max_attempts.max(1) {
+            let unapplied = failure.error.status() == Some(429)
+                || matches!(
+                    failure.error,
+                    BenchlingError::Transport {
+                        kind: TransportKind::Connect,
+                        ..
+                    }
+                );
+            if !failure.retryable
+                || (call.at_most_once && !unapplied)
+                || attempt >= retry.max_attempts.max(1)
+            {
                 return Err(failure.error);
             }
             let wait = retry.wait(attempt, failure.hint);

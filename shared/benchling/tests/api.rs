@@ -450,6 +450,34 @@ async fn canvases_are_created_read_and_updated_with_the_bodies_benchling_expects
 }
 
 #[tokio::test]
+async fn canvas_creation_is_never_repeated_after_a_gateway_error_but_is_after_429() {
+    let stand_in = BenchlingStandIn::start(CLIENT_ID, SECRET);
+    let client = client(&stand_in);
+    let canvas = NewAppCanvas {
+        app_id: None,
+        feature_id: FeatureId::parse("quilt_integration").unwrap(),
+        resource_id: FIXTURE_ENTRY_ID.to_owned(),
+        enabled: true,
+        blocks: json!([]),
+    };
+    stand_in.inject(Fault::Status(502), 1);
+    let err = client.create_app_canvas(&canvas).await.unwrap_err();
+    assert_eq!(err.status(), Some(502));
+    assert_eq!(
+        stand_in.requests_to("POST", "/api/v2/app-canvases").len(),
+        1,
+        "a 502 may have created the canvas: not retried"
+    );
+    stand_in.inject(Fault::RateLimited(0), 1);
+    client.create_app_canvas(&canvas).await.unwrap();
+    assert_eq!(
+        stand_in.requests_to("POST", "/api/v2/app-canvases").len(),
+        3,
+        "a 429 was refused before any effect: retried"
+    );
+}
+
+#[tokio::test]
 async fn names_are_looked_up_in_bulk_for_every_supported_link_type() {
     let stand_in = BenchlingStandIn::start(CLIENT_ID, SECRET);
     let client = client(&stand_in);
