@@ -82,20 +82,6 @@ impl ReplayGuard {
         }
     }
 
-    /// How many ids are remembered.
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .states
-            .len()
-    }
-
-    /// Whether no id is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn expire(&self, inner: &mut Inner, now: Instant) {
         while let Some(&(key, at)) = inner.accepted.front() {
             if now.duration_since(at) < self.window && inner.accepted.len() <= self.capacity {
