@@ -19,6 +19,7 @@ use bw_store::{
     ObjectStore, Prefix, PutOptions, S3Store, StoreError,
 };
 use bw_testkit::moto::Moto;
+use bw_testkit::sample::pattern;
 use bytes::Bytes;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -122,19 +123,6 @@ impl Fixture {
 
 fn prefix(prefix: &str) -> Prefix {
     Prefix::new(prefix).unwrap()
-}
-
-/// Deterministic bytes that do not repeat with any small period.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
 }
 
 /// A ZIP holding `files` (name, bytes) in order; names ending in `/` are directories.

@@ -9,6 +9,7 @@ use bw_store::{
     FsStore, Key, MultipartOptions, ObjectStore, Prefix, PutOptions, S3Store, StoreError,
 };
 use bw_testkit::moto::Moto;
+use bw_testkit::sample::pattern;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::io::AsyncReadExt;
@@ -67,19 +68,6 @@ fn key(key: &str) -> Key {
 
 fn prefix(prefix: &str) -> Prefix {
     Prefix::new(prefix).unwrap()
-}
-
-/// Deterministic bytes that do not repeat with any small period (so a misplaced part shows).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
 }
 
 async fn read_all(store: &dyn ObjectStore, key: &Key) -> Vec<u8> {
