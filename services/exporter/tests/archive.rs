@@ -7,31 +7,12 @@ use std::io::{Cursor, Read, Write};
 use bw_exporter::archive::{
     Archive, ArchiveError, ArchiveLimits, MAX_NAME_BYTES, NameError, sanitize,
 };
+use bw_testkit::archive::{
+    build, deflated, headers, put_u32, rename, stored, u16_at, u32_at, with_symlink,
+};
+use bw_testkit::sample::pattern;
 use proptest::prelude::*;
 use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipWriter};
-
-fn deflated() -> SimpleFileOptions {
-    SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)
-}
-
-fn stored() -> SimpleFileOptions {
-    SimpleFileOptions::default().compression_method(CompressionMethod::Stored)
-}
-
-/// A ZIP holding `files` (name, options, bytes) in order.
-fn build(files: &[(&str, SimpleFileOptions, &[u8])]) -> Vec<u8> {
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, options, data) in files {
-        if let Some(dir) = name.strip_suffix('/') {
-            zip.add_directory(dir, *options).expect("add directory");
-        } else {
-            zip.start_file(*name, *options).expect("start file");
-            zip.write_all(data).expect("write file");
-        }
-    }
-    zip.finish().expect("finish").into_inner()
-}
 
 fn open(bytes: &[u8], limits: ArchiveLimits) -> Result<Archive, ArchiveError> {
     let mut spool = tempfile::NamedTempFile::new().expect("temp file");
@@ -47,62 +28,10 @@ fn read_member(archive: &mut Archive, index: usize) -> Result<Vec<u8>, ArchiveEr
     Ok(bytes)
 }
 
-/// Offsets of each entry's central header and local header, from the end of central directory
-/// record (the writer adds no archive comment, so it is the last 22 bytes).
-fn headers(zip: &[u8]) -> Vec<(usize, usize)> {
-    let eocd = zip.len() - 22;
-    assert_eq!(&zip[eocd..eocd + 4], b"PK\x05\x06");
-    let count = usize::from(u16_at(zip, eocd + 10));
-    let mut cd = u32_at(zip, eocd + 16) as usize;
-    let mut found = Vec::new();
-    for _ in 0..count {
-        assert_eq!(&zip[cd..cd + 4], b"PK\x01\x02");
-        found.push((cd, u32_at(zip, cd + 42) as usize));
-        cd += 46
-            + usize::from(u16_at(zip, cd + 28))
-            + usize::from(u16_at(zip, cd + 30))
-            + usize::from(u16_at(zip, cd + 32));
-    }
-    found
-}
-
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
-    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
-}
-
-/// Replaces entry `index`'s name, in both headers, with one of the same length.
-fn rename(zip: &mut [u8], index: usize, name: &[u8]) {
-    let (cd, lh) = headers(zip)[index];
-    assert_eq!(usize::from(u16_at(zip, cd + 28)), name.len());
-    zip[cd + 46..cd + 46 + name.len()].copy_from_slice(name);
-    zip[lh + 30..lh + 30 + name.len()].copy_from_slice(name);
-}
-
-/// Pseudo-random bytes (incompressible, so no ratio limit applies), reproducible per seed.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 56) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn well_formed_archive_streams_back_identical_bytes() {
-    let big = noise(2 << 20, 1);
-    let image = noise(300 << 10, 2);
+    let big = pattern(2 << 20, 1);
+    let image = pattern(300 << 10, 2);
     let text = "Notebook entry\n".repeat(100);
     let files: &[(&str, SimpleFileOptions, &[u8])] = &[
         ("docs/", stored(), b""),
@@ -257,12 +186,7 @@ fn invalid_utf8_with_flag_is_rejected() {
 
 #[test]
 fn symlink_is_rejected() {
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    zip.start_file("ok.txt", stored()).expect("start");
-    zip.write_all(b"fine").expect("write");
-    zip.add_symlink("link", "/etc/passwd", stored().unix_permissions(0o120_777))
-        .expect("symlink");
-    let zip = zip.finish().expect("finish").into_inner();
+    let zip = with_symlink("link", "/etc/passwd");
     match open(&zip, ArchiveLimits::default()) {
         Err(ArchiveError::NotRegularFile { name, kind }) => {
             assert_eq!(name.as_str(), "link");
@@ -382,8 +306,8 @@ fn small_compressible_file_is_not_a_bomb() {
 
 #[test]
 fn total_size_over_limit_is_rejected() {
-    let a = noise(60, 3);
-    let b = noise(60, 4);
+    let a = pattern(60, 3);
+    let b = pattern(60, 4);
     let zip = build(&[("a.bin", stored(), &a), ("b.bin", stored(), &b)]);
     let limits = ArchiveLimits {
         max_total_bytes: 100,
@@ -436,7 +360,7 @@ fn header_that_understates_the_size_fails_while_streaming() {
 
 #[test]
 fn header_that_overstates_the_size_fails_while_streaming() {
-    let data = noise(100, 5);
+    let data = pattern(100, 5);
     let mut zip = build(&[("short.bin", stored(), &data)]);
     let (cd, lh) = headers(&zip)[0];
     put_u32(&mut zip, cd + 24, 200);
@@ -454,7 +378,7 @@ fn header_that_overstates_the_size_fails_while_streaming() {
 
 #[test]
 fn crc_mismatch_is_an_error() {
-    let data = noise(5000, 6);
+    let data = pattern(5000, 6);
     let mut zip = build(&[("data.bin", deflated(), &data)]);
     let (cd, lh) = headers(&zip)[0];
     let wrong = u32_at(&zip, cd + 16) ^ 1;

@@ -14,6 +14,7 @@ use bw_contracts::EntryId;
 use bw_exporter::download::{DownloadError, DownloadLimits, download_to_file};
 use bw_exporter::export::{ExportError, ExportOptions, run_export};
 use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, Fault, TaskScript};
+use bw_testkit::sample::pattern;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use url::Url;
@@ -77,19 +78,6 @@ fn limits(max_bytes: u64) -> DownloadLimits {
     }
 }
 
-/// Deterministic bytes that do not compress or repeat in step with chunk sizes.
-fn noise(len: usize) -> Vec<u8> {
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            state.to_be_bytes()[0]
-        })
-        .collect()
-}
-
 /// Serves one connection with `head` followed by `body`, written in 16 KiB pieces; returns the
 /// base URL.
 async fn serve_once(head: String, body: Vec<u8>) -> String {
@@ -122,7 +110,7 @@ fn chunked(len: usize) -> (String, Vec<u8>) {
     let head =
         "HTTP/1.1 200 OK\r\ncontent-type: application/zip\r\ntransfer-encoding: chunked\r\n\r\n";
     let mut body = Vec::new();
-    for piece in noise(len).chunks(8 * 1024) {
+    for piece in pattern(len, 7).chunks(8 * 1024) {
         body.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
         body.extend_from_slice(piece);
         body.extend_from_slice(b"\r\n");
@@ -246,7 +234,7 @@ async fn a_503_burst_while_polling_is_retried_through() {
 #[tokio::test]
 async fn download_arrives_byte_identical_and_alone() {
     let stand_in = BenchlingStandIn::start(CLIENT_ID, SECRET);
-    let body = noise(3 * 1024 * 1024);
+    let body = pattern(3 * 1024 * 1024, 7);
     stand_in.add_download("export.zip", body.clone());
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("export.zip");
@@ -302,7 +290,7 @@ async fn insecure_urls_are_refused_without_a_request() {
 #[tokio::test]
 async fn announced_size_over_the_limit_is_refused_before_the_body() {
     let stand_in = BenchlingStandIn::start(CLIENT_ID, SECRET);
-    stand_in.add_download("big.zip", noise(64 * 1024));
+    stand_in.add_download("big.zip", pattern(64 * 1024, 7));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("export.zip");
     let url = Url::parse(&stand_in.download_url("big.zip")).unwrap();
@@ -353,7 +341,7 @@ async fn chunked_body_within_the_limit_is_written_whole() {
         .unwrap();
 
     assert_eq!(written, 100 * 1024);
-    assert_eq!(std::fs::read(&dest).unwrap(), noise(100 * 1024));
+    assert_eq!(std::fs::read(&dest).unwrap(), pattern(100 * 1024, 7));
 }
 
 #[tokio::test]

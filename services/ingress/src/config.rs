@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bw_benchling::JwksOptions;
-use bw_config::{ConfigError, Env, FieldError, SecretSource, SecretWatchOptions};
+use bw_config::{ConfigError, Env, SecretSource, SecretWatchOptions};
 use bw_telemetry::TelemetryConfig;
 
 /// Benchling's production JWKS host.
@@ -86,25 +86,11 @@ impl IngressConfig {
         let secret = env
             .optional("BenchlingSecret")
             .map(|raw| SecretSource::parse(&raw));
-        let defaults = SecretWatchOptions::default();
-        let secret_watch = SecretWatchOptions {
-            retry_initial: env.millis_or(
-                "SECRET_RETRY_INITIAL_MS",
-                defaults.retry_initial,
-                10..=60_000,
-            ),
-            retry_max: env.seconds_or("SECRET_RETRY_MAX_SECS", defaults.retry_max, 1..=3_600),
-            refresh_interval: env.seconds_or(
-                "SECRET_REFRESH_SECS",
-                defaults.refresh_interval,
-                1..=86_400,
-            ),
-        };
+        let secret_watch = SecretWatchOptions::from_env(&env);
         let verification_allowed = env.flag_or("ENABLE_WEBHOOK_VERIFICATION", true);
         let jwks_base_url = env
-            .optional("BENCHLING_JWKS_BASE_URL")
+            .http_url("BENCHLING_JWKS_BASE_URL")
             .unwrap_or_else(|| DEFAULT_JWKS_BASE_URL.to_owned());
-        check_http_url(&env, "BENCHLING_JWKS_BASE_URL", &jwks_base_url);
         let jwks = JwksOptions {
             base_url: jwks_base_url,
             // Benchling documents key rotation; six hours bounds how long a revoked key works.
@@ -120,41 +106,15 @@ impl IngressConfig {
             ),
             timeout: Duration::from_secs(5),
         };
-        let queues = match (
-            env.optional("EXPORT_QUEUE_URL"),
-            env.optional("CANVAS_QUEUE_URL"),
-        ) {
-            (None, None) => QueueBackend::Embedded,
-            (Some(export_url), Some(canvas_url)) => {
-                for (field, url) in [
-                    ("EXPORT_QUEUE_URL", &export_url),
-                    ("CANVAS_QUEUE_URL", &canvas_url),
-                ] {
-                    check_http_url(&env, field, url);
-                    if !url.ends_with(".fifo") {
-                        env.record(FieldError::invalid(
-                            field,
-                            "must be a FIFO queue (name ending in .fifo): jobs for one entry or canvas must run in order",
-                        ));
-                    }
-                }
-                QueueBackend::Sqs {
-                    export_url,
-                    canvas_url,
-                }
-            }
-            (export, _) => {
-                let missing = if export.is_none() {
-                    "EXPORT_QUEUE_URL"
-                } else {
-                    "CANVAS_QUEUE_URL"
-                };
-                env.record(FieldError::invalid(
-                    missing,
-                    "not set, but the other queue URL is: set both for SQS, or neither for the embedded queue",
-                ));
-                QueueBackend::Embedded
-            }
+        let queues = match env
+            .fifo_queue_urls(&["EXPORT_QUEUE_URL", "CANVAS_QUEUE_URL"])
+            .as_deref()
+        {
+            Some([export_url, canvas_url]) => QueueBackend::Sqs {
+                export_url: export_url.clone(),
+                canvas_url: canvas_url.clone(),
+            },
+            _ => QueueBackend::Embedded,
         };
         let batch_linger = env.millis_or("SQS_BATCH_LINGER_MS", Duration::from_millis(5), 0..=100);
         let replay_capacity = env
@@ -186,13 +146,6 @@ impl IngressConfig {
             display,
         };
         env.finish(config)
-    }
-}
-
-fn check_http_url(env: &Env, field: &str, raw: &str) {
-    match url::Url::parse(raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-        _ => env.record(FieldError::invalid(field, "must be an http(s) URL")),
     }
 }
 

@@ -15,7 +15,7 @@ pub use config::{IngressConfig, QueueBackend};
 pub use outbox::Queues;
 pub use server::{AppState, Ingress};
 
-use bw_config::{SecretLoader, SecretSource, SecretWatch};
+use bw_config::{SecretSource, SecretWatch};
 
 /// Builds the queues and secret watch the configuration asks for. AWS clients are created
 /// only when a queue or the secret lives in AWS.
@@ -42,20 +42,6 @@ pub async fn connect(config: &IngressConfig) -> (Queues, SecretWatch) {
             Queues::embedded()
         }
     };
-    let secret = match &config.secret {
-        None => SecretWatch::unconfigured("BenchlingSecret is not set"),
-        Some(source) => {
-            let client = match (source, &aws) {
-                (SecretSource::SecretsManager(_), Some(aws)) => {
-                    Some(aws_sdk_secretsmanager::Client::new(aws))
-                }
-                _ => None,
-            };
-            SecretWatch::spawn(
-                SecretLoader::new(source.clone(), client),
-                config.secret_watch,
-            )
-        }
-    };
+    let secret = SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch);
     (queues, secret)
 }

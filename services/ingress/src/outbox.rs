@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bw_contracts::{CanvasJob, ExportJob, Job, JobEnvelope};
+use bw_contracts::{CanvasJob, ExportJob, Job};
 use bw_queue::{
     BatchOptions, Batcher, EmbeddedQueue, OutgoingMessage, Queue, QueueError, SqsQueue,
 };
@@ -85,13 +85,7 @@ impl Lane {
     }
 
     async fn send<J: Job>(&self, job: J) -> Result<String, QueueError> {
-        // Standard queues ignore group and deduplication ids, so they are always set.
-        let (group, dedup) = (job.group_id(), job.dedup_id());
-        let message = OutgoingMessage::new(
-            JobEnvelope::new(job, bw_telemetry::current_traceparent()).to_body(),
-        )
-        .group(group)
-        .dedup(dedup);
+        let message = OutgoingMessage::job(job, bw_telemetry::current_traceparent());
         let result = match &self.batcher {
             Some(batcher) => batcher.send(message).await,
             None => self.queue.send(message).await,

@@ -57,6 +57,56 @@ impl Default for ClientOptions {
     }
 }
 
+impl ClientOptions {
+    /// Reads `BENCHLING_API_BASE_URL`, `BENCHLING_MAX_ATTEMPTS` (default 5),
+    /// `BENCHLING_RETRY_INITIAL_MS` (default 1000) and `BENCHLING_RATE_LIMIT` (requests per 30 s,
+    /// default 60: Benchling's default tenant limit), recording bad values in `env`.
+    pub fn from_env(env: &bw_config::Env) -> Self {
+        let defaults = Self::default();
+        let base_url = env.http_url("BENCHLING_API_BASE_URL").and_then(|raw| {
+            let parsed = Url::parse(&raw).ok()?;
+            if let Err(e) = check_base_url(&parsed) {
+                env.record(bw_config::FieldError::invalid(
+                    "BENCHLING_API_BASE_URL",
+                    e.to_string(),
+                ));
+            }
+            Some(parsed)
+        });
+        let retry = RetryOptions {
+            max_attempts: env
+                .ranged(
+                    "BENCHLING_MAX_ATTEMPTS",
+                    u64::from(defaults.retry.max_attempts),
+                    1..=10,
+                )
+                .map_or(defaults.retry.max_attempts, |n| n as u32),
+            initial_backoff: env.millis_or(
+                "BENCHLING_RETRY_INITIAL_MS",
+                defaults.retry.initial_backoff,
+                1..=60_000,
+            ),
+            ..defaults.retry
+        };
+        let rate_limit = RateLimit {
+            requests: env
+                .ranged(
+                    "BENCHLING_RATE_LIMIT",
+                    u64::from(defaults.rate_limit.requests),
+                    1..=10_000,
+                )
+                .map_or(defaults.rate_limit.requests, |n| n as u32),
+            ..defaults.rate_limit
+        };
+        Self {
+            base_url,
+            retry,
+            rate_limit,
+            ..defaults
+        }
+    }
+}
+
 /// A Benchling API client. Clones share the token, the rate limiter and the connection pool.
 #[derive(Clone)]
 pub struct BenchlingClient {

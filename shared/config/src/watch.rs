@@ -54,7 +54,48 @@ pub struct SecretWatch {
     rx: watch::Receiver<SecretState>,
 }
 
+impl SecretWatchOptions {
+    /// Reads `SECRET_RETRY_INITIAL_MS`, `SECRET_RETRY_MAX_SECS` and `SECRET_REFRESH_SECS`.
+    pub fn from_env(env: &crate::Env) -> Self {
+        let defaults = Self::default();
+        Self {
+            retry_initial: env.millis_or(
+                "SECRET_RETRY_INITIAL_MS",
+                defaults.retry_initial,
+                10..=60_000,
+            ),
+            retry_max: env.seconds_or("SECRET_RETRY_MAX_SECS", defaults.retry_max, 1..=3_600),
+            refresh_interval: env.seconds_or(
+                "SECRET_REFRESH_SECS",
+                defaults.refresh_interval,
+                1..=86_400,
+            ),
+        }
+    }
+}
+
 impl SecretWatch {
+    /// Watches the secret at `source` (`None`: `BenchlingSecret` unset, never ready). `aws` is
+    /// needed only for a Secrets Manager source.
+    pub fn connect(
+        source: Option<&crate::SecretSource>,
+        aws: Option<&aws_config::SdkConfig>,
+        options: SecretWatchOptions,
+    ) -> Self {
+        match source {
+            None => Self::unconfigured("BenchlingSecret is not set"),
+            Some(source) => {
+                let client = match (source, aws) {
+                    (crate::SecretSource::SecretsManager(_), Some(aws)) => {
+                        Some(aws_sdk_secretsmanager::Client::new(aws))
+                    }
+                    _ => None,
+                };
+                Self::spawn(SecretLoader::new(source.clone(), client), options)
+            }
+        }
+    }
+
     /// Starts loading on the current tokio runtime. The task ends when every handle is dropped.
     pub fn spawn(loader: SecretLoader, options: SecretWatchOptions) -> Self {
         let (tx, rx) = watch::channel(SecretState::Loading);

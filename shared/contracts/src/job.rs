@@ -43,6 +43,9 @@ pub trait Job: Serialize + DeserializeOwned {
 
     /// A deterministic deduplication id: sending the same job twice stores it once.
     fn dedup_id(&self) -> String;
+
+    /// The entry the job is about, when known: logged with every outcome.
+    fn entry_id(&self) -> Option<&EntryId>;
 }
 
 /// Export an entry from Benchling into its package prefix.
@@ -70,6 +73,89 @@ impl Job for ExportJob {
     fn dedup_id(&self) -> String {
         dedup_id(Self::KIND, &self.trigger, self.entry_id.as_str())
     }
+
+    fn entry_id(&self) -> Option<&EntryId> {
+        Some(&self.entry_id)
+    }
+}
+
+/// One file an export wrote into the package prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageFile {
+    /// The name inside the package, relative to the package prefix (`data/plate 1.csv`).
+    pub name: String,
+    /// The object key in the bucket.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The files of a render job: in the message when the list is small, otherwise in an object
+/// (a claim check), so a message never nears the queue's size limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FileList {
+    /// The files themselves.
+    Inline {
+        /// The files, in archive order.
+        files: Vec<PackageFile>,
+    },
+    /// A JSON array of [`PackageFile`] stored in the bucket.
+    Stored {
+        /// Its key in the bucket.
+        key: String,
+        /// How many files it lists.
+        count: usize,
+    },
+}
+
+/// Render an exported entry version into the package's metadata files and announce it to Quilt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderJob {
+    /// The entry.
+    pub entry_id: EntryId,
+    /// Its human id (`EXP25000007`), the last segment of the package name.
+    pub display_id: String,
+    /// The version exported: the entry's `modifiedAt`.
+    pub modified_at: DateTime<Utc>,
+    /// The bucket written to (the registry).
+    pub bucket: String,
+    /// The package prefix in the bucket, without a trailing slash (`benchling/EXP25000007`).
+    pub package_prefix: String,
+    /// Key of the raw entry JSON the exporter stored (claim check).
+    pub entry_key: String,
+    /// The files written.
+    pub files: FileList,
+    /// The entry's canvas, when the export was asked for from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canvas_id: Option<CanvasId>,
+    /// The tenant URL from the webhook, for links in metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// What caused the export.
+    pub trigger: Trigger,
+}
+
+impl Job for RenderJob {
+    const KIND: &'static str = "render";
+
+    fn group_id(&self) -> String {
+        self.entry_id.to_string()
+    }
+
+    /// The same trigger and entry version give the same id, so a redelivered export job does
+    /// not render twice; a newer version of the entry always gets through.
+    fn dedup_id(&self) -> String {
+        format!(
+            "{}:{}",
+            dedup_id(Self::KIND, &self.trigger, self.entry_id.as_str()),
+            crate::bookkeeping::version_tag(&self.modified_at)
+        )
+    }
+
+    fn entry_id(&self) -> Option<&EntryId> {
+        Some(&self.entry_id)
+    }
 }
 
 /// What the canvas worker should do.
@@ -87,6 +173,11 @@ pub enum CanvasAction {
     },
     /// The app was installed or activation was requested: set up the app's home canvas.
     AppHome,
+    /// An export failed for good: show the reason on the entry's canvas.
+    ExportFailed {
+        /// Why, in words a user can act on (no URLs or credentials).
+        reason: String,
+    },
 }
 
 /// Create, render or update an app canvas.
@@ -125,6 +216,10 @@ impl Job for CanvasJob {
 
     fn dedup_id(&self) -> String {
         dedup_id(Self::KIND, &self.trigger, &self.group_id())
+    }
+
+    fn entry_id(&self) -> Option<&EntryId> {
+        self.entry_id.as_ref()
     }
 }
 
@@ -267,6 +362,42 @@ mod tests {
         assert_eq!(JobEnvelope::<CanvasJob>::from_body(&body).unwrap().job, job);
         assert_eq!(job.group_id(), "cnvs_1");
         assert!(job.dedup_id().starts_with("canvas:cnvs_1:"));
+    }
+
+    #[test]
+    fn render_jobs_dedup_per_trigger_and_version() {
+        let modified_at = "2024-06-07T21:46:48.111811Z".parse().unwrap();
+        let job = RenderJob {
+            entry_id: EntryId::parse("etr_1").unwrap(),
+            display_id: "EXP1".into(),
+            modified_at,
+            bucket: "b".into(),
+            package_prefix: "benchling/EXP1".into(),
+            entry_key: crate::bookkeeping::entry_snapshot_key(
+                &EntryId::parse("etr_1").unwrap(),
+                &modified_at,
+            ),
+            files: FileList::Inline {
+                files: vec![PackageFile {
+                    name: "a.csv".into(),
+                    key: "benchling/EXP1/a.csv".into(),
+                    size: 3,
+                }],
+            },
+            canvas_id: None,
+            base_url: None,
+            trigger: trigger(Some("msg_1")),
+        };
+        let body = JobEnvelope::new(job.clone(), None).to_body();
+        assert!(body.contains(r#""files":{"type":"inline","files":[{"name":"a.csv""#));
+        assert_eq!(JobEnvelope::<RenderJob>::from_body(&body).unwrap().job, job);
+        assert_eq!(job.dedup_id(), "render:msg_1:20240607T214648.111811Z");
+        let newer = RenderJob {
+            modified_at: modified_at + chrono::Duration::seconds(1),
+            ..job.clone()
+        };
+        assert_ne!(newer.dedup_id(), job.dedup_id());
+        assert_eq!(job.group_id(), "etr_1");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The contracts every service shares: Benchling identifiers, typed webhook payloads, canvas
-//! button ids, and the versioned job messages carried on our queues.
+//! button ids, the versioned job messages carried on our queues, and where the services keep
+//! their records in the bucket.
 //!
 //! Raw JSON becomes typed values here, at the edge; nothing downstream handles unvalidated ids.
 
+pub mod bookkeeping;
 pub mod button;
 pub mod id;
 pub mod job;
@@ -12,5 +14,8 @@ pub use button::{Button, ButtonAction, PackageTarget};
 pub use id::{
     AppDefinitionId, AppId, CanvasId, EntryId, EventId, FeatureId, IdError, UserId, WebhookId,
 };
-pub use job::{CanvasAction, CanvasJob, ExportJob, Job, JobEnvelope, JobError, Trigger};
+pub use job::{
+    CanvasAction, CanvasJob, ExportJob, FileList, Job, JobEnvelope, JobError, PackageFile,
+    RenderJob, Trigger,
+};
 pub use webhook::{EventType, Message, PayloadError, Webhook};

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sha2::{Digest as _, Sha256};
 
 pub use batch::{BatchOptions, Batcher};
 pub use embedded::{EmbeddedOptions, EmbeddedQueue};
@@ -22,6 +23,9 @@ pub const MAX_BATCH: usize = 10;
 
 /// SQS's ceiling for a long poll.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
+
+/// The longest deduplication id SQS accepts.
+pub const MAX_DEDUP_ID_LEN: usize = 128;
 
 /// A message to send.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,15 +49,35 @@ impl OutgoingMessage {
         }
     }
 
+    /// A job in its envelope, with the job's FIFO group and deduplication id (standard queues
+    /// ignore both, so they are always set).
+    pub fn job<J: bw_contracts::Job>(job: J, traceparent: Option<String>) -> Self {
+        let (group, dedup) = (job.group_id(), job.dedup_id());
+        Self::new(bw_contracts::JobEnvelope::new(job, traceparent).to_body())
+            .group(group)
+            .dedup(dedup)
+    }
+
     /// Sets the FIFO group id.
     pub fn group(mut self, group_id: impl Into<String>) -> Self {
         self.group_id = Some(group_id.into());
         self
     }
 
-    /// Sets the FIFO deduplication id.
+    /// Sets the FIFO deduplication id. An id SQS would refuse (over 128 characters, or with
+    /// characters outside printable ASCII) is replaced by its SHA-256, so equal ids stay equal.
     pub fn dedup(mut self, dedup_id: impl Into<String>) -> Self {
-        self.dedup_id = Some(dedup_id.into());
+        let dedup_id = dedup_id.into();
+        let valid = dedup_id.len() <= MAX_DEDUP_ID_LEN
+            && !dedup_id.is_empty()
+            && dedup_id.bytes().all(|b| b.is_ascii_graphic());
+        self.dedup_id = Some(if valid {
+            dedup_id
+        } else {
+            let digest = Sha256::digest(dedup_id.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{hex}")
+        });
         self
     }
 
@@ -156,4 +180,33 @@ pub trait Queue: Send + Sync + fmt::Debug {
     /// The queue's dead-letter queue, if it has one (on SQS, the target of its
     /// `RedrivePolicy`): where a consumer moves a message that can never succeed.
     async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_ids_sqs_would_refuse_are_hashed_consistently() {
+        let short = OutgoingMessage::new("b").dedup("export:msg_1");
+        assert_eq!(short.dedup_id.as_deref(), Some("export:msg_1"));
+        let long_id = "x".repeat(MAX_DEDUP_ID_LEN + 1);
+        let long = OutgoingMessage::new("b").dedup(long_id.clone());
+        let hashed = long.dedup_id.unwrap();
+        assert!(
+            hashed.starts_with("sha256:") && hashed.len() == 71,
+            "{hashed}"
+        );
+        assert_eq!(
+            OutgoingMessage::new("b").dedup(long_id).dedup_id.unwrap(),
+            hashed
+        );
+        let spaced = OutgoingMessage::new("b").dedup("a b").dedup_id.unwrap();
+        assert!(spaced.starts_with("sha256:"));
+        let exact = "y".repeat(MAX_DEDUP_ID_LEN);
+        assert_eq!(
+            OutgoingMessage::new("b").dedup(exact.clone()).dedup_id,
+            Some(exact)
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Object storage for packages: one [`ObjectStore`] trait with an Amazon S3 backend
 //! ([`S3Store`]) and a filesystem backend ([`FsStore`], the embedded default), streaming both ways.
 
+mod buckets;
 mod fs;
 mod key;
 mod s3;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub use buckets::Buckets;
 pub use fs::FsStore;
 pub use key::{Key, MAX_KEY_LEN, Prefix};
 pub use s3::{MultipartOptions, S3Store, s3_client};

@@ -1,8 +1,13 @@
 //! The runtime every queue consumer shares: long-poll receive, bounded concurrency that keeps
 //! FIFO groups in order, a visibility heartbeat while a job runs, delete only after success,
 //! permanent failures moved to the dead-letter queue with their reason, transient ones left to
-//! redelivery with backoff, and a graceful stop that releases unfinished jobs at once.
+//! redelivery with backoff, and a graceful stop that releases unfinished jobs at once; plus the
+//! liveness and readiness probes every worker serves.
 
+mod probe;
 mod runtime;
 
-pub use runtime::{Failure, Handler, JobContext, Worker, WorkerOptions, shutdown_on_signals};
+pub use probe::{Readiness, serve_probes};
+pub use runtime::{
+    Failure, Handler, JobContext, Worker, WorkerHealth, WorkerOptions, shutdown_on_signals,
+};

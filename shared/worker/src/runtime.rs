@@ -84,6 +84,29 @@ impl Default for WorkerOptions {
 pub struct Worker {
     queue: Arc<dyn Queue>,
     options: WorkerOptions,
+    health: WorkerHealth,
+}
+
+/// Whether a worker is consuming its queue, for the readiness probe. Clones share the state.
+#[derive(Clone, Debug)]
+pub struct WorkerHealth(Arc<Mutex<Result<(), String>>>);
+
+impl WorkerHealth {
+    fn new() -> Self {
+        Self(Arc::new(Mutex::new(Err("not started".to_owned()))))
+    }
+
+    fn set(&self, state: Result<(), String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+
+    /// `Ok` while the last receive succeeded; otherwise why the worker cannot consume.
+    pub fn check(&self) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// What the running jobs share.
@@ -100,7 +123,16 @@ struct Shared<H> {
 impl Worker {
     /// A worker for `queue`.
     pub fn new(queue: Arc<dyn Queue>, options: WorkerOptions) -> Self {
-        Self { queue, options }
+        Self {
+            queue,
+            options,
+            health: WorkerHealth::new(),
+        }
+    }
+
+    /// The worker's consuming state, for readiness probes.
+    pub fn health(&self) -> WorkerHealth {
+        self.health.clone()
     }
 
     /// Consumes until `stop` turns true, then lets running jobs finish for the grace period and
@@ -110,11 +142,19 @@ impl Worker {
         handler: Arc<H>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), QueueError> {
-        let visibility = match self.options.visibility {
-            Some(visibility) => visibility,
-            None => self.queue.visibility_timeout().await?,
+        let setup = async {
+            let visibility = match self.options.visibility {
+                Some(visibility) => visibility,
+                None => self.queue.visibility_timeout().await?,
+            };
+            Ok::<_, QueueError>((visibility, self.queue.dead_letter_queue().await?))
         };
-        let dead_letter = self.queue.dead_letter_queue().await?;
+        let (visibility, dead_letter) = setup.await.inspect_err(|e| {
+            self.health.set(Err(format!(
+                "cannot set up queue {}: {e}",
+                self.queue.name()
+            )));
+        })?;
         if dead_letter.is_none() {
             tracing::warn!(
                 queue = self.queue.name(),
@@ -138,6 +178,7 @@ impl Worker {
             visibility_secs = visibility.as_secs(),
             "worker started"
         );
+        self.health.set(Ok(()));
         while !*stop.borrow() {
             let permits = tokio::select! {
                 permits = take_slots(&slots) => permits,
@@ -151,10 +192,15 @@ impl Worker {
             let messages = match received {
                 Ok(messages) => {
                     poll_errors = 0;
+                    self.health.set(Ok(()));
                     messages
                 }
                 Err(e) => {
                     poll_errors = poll_errors.saturating_add(1);
+                    self.health.set(Err(format!(
+                        "receiving from {} failed: {e}",
+                        self.queue.name()
+                    )));
                     let pause =
                         Duration::from_millis(500) * 2u32.saturating_pow(poll_errors.min(6));
                     tracing::warn!(queue = self.queue.name(), error = %e, retry_in_ms = pause.as_millis() as u64, "receive failed");
@@ -174,6 +220,7 @@ impl Worker {
             running = running.len(),
             "worker stopping"
         );
+        self.health.set(Err("stopping".to_owned()));
         let drained = tokio::time::timeout(self.options.shutdown_grace, async {
             while running.join_next().await.is_some() {}
         })
@@ -242,7 +289,9 @@ async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
         queue = shared.queue.name(),
         message_id = %message.message_id,
         receive_count = message.receive_count,
+        entry_id = field::Empty,
         outcome = field::Empty,
+        detail = field::Empty,
     );
     let outcome = async {
         match JobEnvelope::<H::Job>::from_body(&message.body) {
@@ -250,6 +299,9 @@ async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
             Ok(envelope) => {
                 if let Some(traceparent) = &envelope.traceparent {
                     bw_telemetry::set_parent(&tracing::Span::current(), traceparent);
+                }
+                if let Some(entry) = envelope.job.entry_id() {
+                    tracing::Span::current().record("entry_id", entry.as_str());
                 }
                 let context = JobContext {
                     message_id: message.message_id.clone(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bw_contracts::{Job, JobEnvelope};
+use bw_contracts::{EntryId, Job, JobEnvelope};
 use bw_queue::{EmbeddedOptions, EmbeddedQueue, OutgoingMessage, Queue, SqsQueue};
 use bw_testkit::moto::Moto;
 use bw_worker::{Failure, Handler, JobContext, Worker, WorkerOptions};
@@ -35,6 +35,9 @@ impl Job for Note {
     }
     fn dedup_id(&self) -> String {
         format!("{}-{}", self.group, self.n)
+    }
+    fn entry_id(&self) -> Option<&EntryId> {
+        None
     }
 }
 
@@ -94,9 +97,7 @@ fn note(group: &str, n: u32, behaviour: Behaviour) -> OutgoingMessage {
         n,
         behaviour,
     };
-    OutgoingMessage::new(JobEnvelope::new(job.clone(), None).to_body())
-        .group(job.group_id())
-        .dedup(job.dedup_id())
+    OutgoingMessage::job(job, None)
 }
 
 fn fifo(visibility: Duration) -> (Arc<EmbeddedQueue>, Arc<EmbeddedQueue>) {

@@ -1,8 +1,9 @@
 //! Test stand-ins shared by the test suites and benchmarks: a moto server launcher, an OTLP
 //! collector, a Benchling JWKS server, a webhook signer, and the small HTTP server they use.
 //! Also a Benchling API stand-in (`benchling`) for the REST client and the workers, and sample
-//! data (`sample`).
+//! data (`sample`) and archives, hostile ones included (`archive`).
 
+pub mod archive;
 pub mod benchling;
 pub mod jwks;
 pub mod moto;

@@ -1,0 +1,277 @@
+//! The exporter configuration: one typed struct, read from the environment in one place and
+//! validated at start-up (every bad or missing field is named).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bw_benchling::ClientOptions;
+use bw_config::{ConfigError, Env, FieldError, SecretSource, SecretWatchOptions};
+use bw_telemetry::TelemetryConfig;
+
+use crate::archive::ArchiveLimits;
+use crate::download::DownloadLimits;
+use crate::export::ExportOptions;
+
+/// Where jobs come from and go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// In-process queues: only useful when every service runs in one process.
+    Embedded,
+    /// Amazon SQS FIFO queues.
+    Sqs {
+        /// `EXPORT_QUEUE_URL`: consumed.
+        export_url: String,
+        /// `RENDER_QUEUE_URL`: render jobs go here.
+        render_url: String,
+        /// `CANVAS_QUEUE_URL`: failures shown to users go here.
+        canvas_url: String,
+    },
+}
+
+/// Where the package files are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// Amazon S3: the bucket named in the Benchling secret.
+    S3,
+    /// A local directory with one folder per bucket (the embedded default).
+    Directory(PathBuf),
+}
+
+/// Everything the exporter needs to run.
+#[derive(Clone, Debug)]
+pub struct ExporterConfig {
+    /// `BenchlingSecret`; the worker consumes nothing until it has loaded.
+    pub secret: Option<SecretSource>,
+    /// How the secret is retried and refreshed.
+    pub secret_watch: SecretWatchOptions,
+    /// The Benchling API client: base URL (`BENCHLING_API_BASE_URL`, default
+    /// `https://{tenant}.benchling.com`), retries and rate limit.
+    pub benchling: ClientOptions,
+    /// The queues (`EXPORT_QUEUE_URL`, `RENDER_QUEUE_URL`, `CANVAS_QUEUE_URL`, all or none).
+    pub queues: QueueBackend,
+    /// `OBJECT_STORE` (`s3` or `directory`; default `s3` with SQS queues, `directory` without)
+    /// and `OBJECT_STORE_DIR` (default `.local/buckets`).
+    pub store: StoreBackend,
+    /// `WORKER_CONCURRENCY`: export jobs run at once (default 2).
+    pub concurrency: usize,
+    /// `VISIBILITY_TIMEOUT_SECS`: overrides the queue's own visibility timeout.
+    pub visibility: Option<Duration>,
+    /// `EXPORT_DEADLINE_SECS` (default 1800), `EXPORT_FIRST_POLL_MS` (1000),
+    /// `EXPORT_MAX_POLL_SECS` (15).
+    pub export: ExportOptions,
+    /// `DOWNLOAD_MAX_BYTES` (5 GiB), `DOWNLOAD_TIMEOUT_SECS` (1800).
+    pub download: DownloadLimits,
+    /// `ARCHIVE_MAX_MEMBERS` (20000), `ARCHIVE_MAX_TOTAL_BYTES` (4 GiB), `ARCHIVE_BOMB_RATIO`
+    /// (200), `ARCHIVE_BOMB_MIN_BYTES` (1 MiB).
+    pub archive: ArchiveLimits,
+    /// `UPLOAD_CONCURRENCY`: member uploads in flight per job (default 8).
+    pub upload_concurrency: usize,
+    /// `EXPORT_TEMP_DIR`: where downloads and members are spooled (default: the system's).
+    pub temp_dir: PathBuf,
+    /// `HOST` and `PORT` (default `0.0.0.0:8080`) of the health probes.
+    pub probe_host: IpAddr,
+    /// See `probe_host`; 0 picks a free port.
+    pub probe_port: u16,
+    /// `SHUTDOWN_TIMEOUT_SECS`: how long running jobs may finish after SIGTERM (default 25).
+    pub shutdown_timeout: Duration,
+    /// Logging and tracing.
+    pub telemetry: TelemetryConfig,
+}
+
+impl ExporterConfig {
+    /// Reads and validates the configuration.
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        let secret = env
+            .optional("BenchlingSecret")
+            .map(|raw| SecretSource::parse(&raw));
+        let queues = match env
+            .fifo_queue_urls(&["EXPORT_QUEUE_URL", "RENDER_QUEUE_URL", "CANVAS_QUEUE_URL"])
+            .as_deref()
+        {
+            Some([export_url, render_url, canvas_url]) => QueueBackend::Sqs {
+                export_url: export_url.clone(),
+                render_url: render_url.clone(),
+                canvas_url: canvas_url.clone(),
+            },
+            _ => QueueBackend::Embedded,
+        };
+        let store = store_backend(&env, &queues);
+        let export_defaults = ExportOptions::default();
+        let export = ExportOptions {
+            first_poll: env.millis_or(
+                "EXPORT_FIRST_POLL_MS",
+                export_defaults.first_poll,
+                1..=60_000,
+            ),
+            max_poll_interval: env.seconds_or(
+                "EXPORT_MAX_POLL_SECS",
+                export_defaults.max_poll_interval,
+                1..=300,
+            ),
+            deadline: env.seconds_or(
+                "EXPORT_DEADLINE_SECS",
+                export_defaults.deadline,
+                10..=6 * 3_600,
+            ),
+        };
+        let download_defaults = DownloadLimits::default();
+        let download = DownloadLimits {
+            max_bytes: env
+                .ranged(
+                    "DOWNLOAD_MAX_BYTES",
+                    download_defaults.max_bytes,
+                    1..=u64::MAX,
+                )
+                .unwrap_or(download_defaults.max_bytes),
+            timeout: env.seconds_or(
+                "DOWNLOAD_TIMEOUT_SECS",
+                download_defaults.timeout,
+                1..=6 * 3_600,
+            ),
+            ..download_defaults
+        };
+        let archive_defaults = ArchiveLimits::default();
+        let archive = ArchiveLimits {
+            max_members: env
+                .ranged(
+                    "ARCHIVE_MAX_MEMBERS",
+                    archive_defaults.max_members as u64,
+                    1..=1_000_000,
+                )
+                .map_or(archive_defaults.max_members, |n| n as usize),
+            max_total_bytes: env
+                .ranged(
+                    "ARCHIVE_MAX_TOTAL_BYTES",
+                    archive_defaults.max_total_bytes,
+                    1..=u64::MAX,
+                )
+                .unwrap_or(archive_defaults.max_total_bytes),
+            bomb_ratio: env
+                .ranged(
+                    "ARCHIVE_BOMB_RATIO",
+                    archive_defaults.bomb_ratio,
+                    2..=100_000,
+                )
+                .unwrap_or(archive_defaults.bomb_ratio),
+            bomb_min_bytes: env
+                .ranged(
+                    "ARCHIVE_BOMB_MIN_BYTES",
+                    archive_defaults.bomb_min_bytes,
+                    0..=u64::MAX,
+                )
+                .unwrap_or(archive_defaults.bomb_min_bytes),
+        };
+        let config = Self {
+            secret,
+            secret_watch: SecretWatchOptions::from_env(&env),
+            benchling: ClientOptions::from_env(&env),
+            queues,
+            store,
+            concurrency: env.ranged("WORKER_CONCURRENCY", 2, 1..=64).unwrap_or(2) as usize,
+            visibility: env
+                .optional("VISIBILITY_TIMEOUT_SECS")
+                .map(|_| env.seconds_or("VISIBILITY_TIMEOUT_SECS", Duration::ZERO, 1..=43_200)),
+            export,
+            download,
+            archive,
+            upload_concurrency: env.ranged("UPLOAD_CONCURRENCY", 8, 1..=64).unwrap_or(8) as usize,
+            temp_dir: env
+                .optional("EXPORT_TEMP_DIR")
+                .map_or_else(std::env::temp_dir, PathBuf::from),
+            probe_host: env.parse_or("HOST", IpAddr::from([0, 0, 0, 0])),
+            probe_port: env.parse_or("PORT", 8080u16),
+            shutdown_timeout: env.seconds_or(
+                "SHUTDOWN_TIMEOUT_SECS",
+                Duration::from_secs(25),
+                0..=600,
+            ),
+            telemetry: TelemetryConfig::from_env(&env, "benchling-webhook-exporter"),
+        };
+        env.finish(config)
+    }
+}
+
+fn store_backend(env: &Env, queues: &QueueBackend) -> StoreBackend {
+    let directory = || {
+        StoreBackend::Directory(
+            env.optional("OBJECT_STORE_DIR")
+                .map_or_else(|| PathBuf::from(".local/buckets"), PathBuf::from),
+        )
+    };
+    match env.optional("OBJECT_STORE").as_deref() {
+        Some("s3") => StoreBackend::S3,
+        Some("directory") => directory(),
+        Some(_) => {
+            env.record(FieldError::invalid(
+                "OBJECT_STORE",
+                "must be s3 or directory",
+            ));
+            directory()
+        }
+        None if matches!(queues, QueueBackend::Sqs { .. }) => StoreBackend::S3,
+        None => directory(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded_with_a_directory_store() {
+        let config = ExporterConfig::from_env(Env::from_pairs([("PORT", "0")])).unwrap();
+        assert_eq!(config.queues, QueueBackend::Embedded);
+        assert_eq!(
+            config.store,
+            StoreBackend::Directory(PathBuf::from(".local/buckets"))
+        );
+        assert_eq!(config.export.deadline, Duration::from_secs(1800));
+        assert_eq!(config.archive, ArchiveLimits::default());
+        assert!(config.visibility.is_none());
+    }
+
+    #[test]
+    fn sqs_queues_default_to_s3() {
+        let queue = |name: &str| format!("http://127.0.0.1:5000/123456789012/{name}.fifo");
+        let config = ExporterConfig::from_env(Env::from_pairs([
+            ("EXPORT_QUEUE_URL", queue("export")),
+            ("RENDER_QUEUE_URL", queue("render")),
+            ("CANVAS_QUEUE_URL", queue("canvas")),
+            ("VISIBILITY_TIMEOUT_SECS", "60".to_owned()),
+        ]))
+        .unwrap();
+        assert!(matches!(config.queues, QueueBackend::Sqs { .. }));
+        assert_eq!(config.store, StoreBackend::S3);
+        assert_eq!(config.visibility, Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn names_each_bad_field() {
+        let err = ExporterConfig::from_env(Env::from_pairs([
+            (
+                "EXPORT_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/export.fifo",
+            ),
+            ("OBJECT_STORE", "gcs"),
+            ("EXPORT_DEADLINE_SECS", "1"),
+            ("ARCHIVE_BOMB_RATIO", "x"),
+            ("BENCHLING_API_BASE_URL", "ftp://benchling"),
+        ]))
+        .unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field().to_owned()).collect();
+        for field in [
+            "RENDER_QUEUE_URL",
+            "CANVAS_QUEUE_URL",
+            "OBJECT_STORE",
+            "EXPORT_DEADLINE_SECS",
+            "ARCHIVE_BOMB_RATIO",
+            "BENCHLING_API_BASE_URL",
+        ] {
+            assert!(
+                fields.iter().any(|f| f == field),
+                "{field} not in {fields:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! One export job, end to end: skip an entry version already published, otherwise export the
+//! entry from Benchling, validate and publish its archive into the package prefix, prune what
+//! the entry no longer has, store the claim checks and hand a render job to the packager.
+//!
+//! # Idempotency
+//!
+//! Every key is derived from the entry and its version, so a redelivered job (after a crash,
+//! at any step) rewrites the same objects and sends a render job with the same deduplication
+//! id. Nothing outside the package prefix is written before the archive has been validated and
+//! uploaded, so a hostile archive leaves no bookkeeping behind either.
+
+use std::io;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bw_benchling::{BenchlingClient, BenchlingError, Entry};
+use bw_config::SecretWatch;
+use bw_contracts::bookkeeping::{self, PublishedRecord};
+use bw_contracts::{
+    CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob, Trigger,
+};
+use bw_queue::{OutgoingMessage, Queue, QueueError};
+use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
+use bw_worker::{Failure, Handler, JobContext};
+use bytes::Bytes;
+use tracing::Instrument as _;
+
+use crate::archive::{Archive, ArchiveError, ArchiveLimits};
+use crate::download::{DownloadError, DownloadLimits, download_to_file};
+use crate::export::{ExportError, ExportOptions, run_export};
+use crate::publish::{PACKAGER_FILES, UploadError, UploadOptions, prune_stale, upload_members};
+
+/// A file list up to this size travels in the render message; a longer one is stored. SQS
+/// messages may hold 256 KiB; this leaves room for the rest of the job.
+const INLINE_FILE_LIST_BYTES: usize = 64 * 1024;
+
+/// Largest published record read; a real one is a few hundred bytes.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
+
+/// Longest failure reason shown on a canvas.
+const MAX_REASON_CHARS: usize = 500;
+
+/// How exports run; built from the configuration.
+#[derive(Clone, Debug)]
+pub struct ExportSettings {
+    /// Waiting for Benchling's export task.
+    pub export: ExportOptions,
+    /// Limits on the download.
+    pub download: DownloadLimits,
+    /// Limits on the archive.
+    pub archive: ArchiveLimits,
+    /// Upload concurrency and the spool directory.
+    pub upload: UploadOptions,
+}
+
+/// The queues an exporter talks to.
+#[derive(Clone, Debug)]
+pub struct ExportQueues {
+    /// Export jobs come from here.
+    pub export: Arc<dyn Queue>,
+    /// Render jobs go here.
+    pub render: Arc<dyn Queue>,
+    /// Canvas jobs (failures, refreshes) go here.
+    pub canvas: Arc<dyn Queue>,
+}
+
+/// Why an export job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The Benchling secret has not loaded (the worker waits for it, so this is a rotation gone
+    /// wrong).
+    #[error("the Benchling secret is not available: {0}")]
+    Secret(String),
+    /// The entry could not be read.
+    #[error("reading entry {entry}: {source}")]
+    Entry {
+        /// The entry.
+        entry: String,
+        /// What Benchling said.
+        source: BenchlingError,
+    },
+    /// The package prefix or bucket is not valid.
+    #[error("the package location is invalid: {0}")]
+    Location(#[source] StoreError),
+    /// Benchling's export failed or timed out.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The ZIP could not be downloaded.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    /// The ZIP was refused.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Publishing into the prefix failed.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    /// Writing or reading a bookkeeping object failed.
+    #[error("bookkeeping: {0}")]
+    Bookkeeping(#[source] StoreError),
+    /// A follow-up job could not be sent.
+    #[error("sending the {kind} job: {source}")]
+    Queue {
+        /// The job kind.
+        kind: &'static str,
+        /// What the queue said.
+        source: QueueError,
+    },
+    /// The job's temporary directory could not be made.
+    #[error("creating a temporary directory: {0}")]
+    TempDir(#[source] io::Error),
+}
+
+impl JobError {
+    /// Whether redelivery cannot help: Benchling 4xx and missing entries, a FAILED export, a
+    /// hostile or oversized archive, an invalid package location.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Entry { source, .. } => source.is_permanent(),
+            Self::Location(_) => true,
+            Self::Export(e) => e.is_permanent(),
+            Self::Download(e) => e.is_permanent(),
+            Self::Archive(e) => e.is_permanent(),
+            Self::Upload(e) => e.is_permanent(),
+            Self::Bookkeeping(e) => !e.is_transient(),
+            Self::Secret(_) | Self::Queue { .. } | Self::TempDir(_) => false,
+        }
+    }
+}
+
+/// What a job did.
+enum Outcome {
+    /// The version was already published.
+    Skipped,
+    /// Files were written and a render job sent.
+    Exported {
+        files: usize,
+        bytes: u64,
+        pruned: usize,
+    },
+}
+
+/// The export worker's job handler.
+pub struct ExportWorker {
+    client: BenchlingClient,
+    secret: SecretWatch,
+    buckets: Buckets,
+    http: reqwest::Client,
+    queues: ExportQueues,
+    settings: ExportSettings,
+}
+
+impl ExportWorker {
+    /// A handler; `http` downloads exports and must not follow redirects.
+    pub fn new(
+        client: BenchlingClient,
+        secret: SecretWatch,
+        buckets: Buckets,
+        http: reqwest::Client,
+        queues: ExportQueues,
+        settings: ExportSettings,
+    ) -> Self {
+        Self {
+            client,
+            secret,
+            buckets,
+            http,
+            queues,
+            settings,
+        }
+    }
+
+    async fn run(&self, job: &ExportJob) -> Result<Outcome, JobError> {
+        let secret = self
+            .secret
+            .secret()
+            .ok_or_else(|| JobError::Secret(format!("{:?}", self.secret.state())))?;
+        let store = self
+            .buckets
+            .open(&secret.user_bucket)
+            .map_err(JobError::Location)?;
+        let entry = self
+            .client
+            .get_entry(&job.entry_id)
+            .await
+            .map_err(|source| JobError::Entry {
+                entry: job.entry_id.to_string(),
+                source,
+            })?;
+        let span = tracing::Span::current();
+        span.record("display_id", entry.display_id.as_str());
+        span.record("version", bookkeeping::version_tag(&entry.modified_at));
+
+        if self.already_published(store.as_ref(), &entry).await? {
+            if job.canvas_id.is_some() {
+                // The user asked from the canvas: show them the current state rather than
+                // leave "Updating…" up.
+                self.send_canvas(job, CanvasAction::Render).await?;
+            }
+            return Ok(Outcome::Skipped);
+        }
+
+        let prefix = Prefix::new(format!("{}/{}", secret.pkg_prefix, entry.display_id))
+            .map_err(JobError::Location)?;
+        let url = run_export(&self.client, &entry.id, &self.settings.export).await?;
+        let work = tempfile::Builder::new()
+            .prefix("bw-export-")
+            .tempdir_in(&self.settings.upload.temp_dir)
+            .map_err(JobError::TempDir)?;
+        let zip = work.path().join("export.zip");
+        let bytes = download_to_file(&self.http, &url, &zip, &self.settings.download).await?;
+        let limits = self.settings.archive;
+        let archive = tokio::task::spawn_blocking(move || Archive::open(zip, limits))
+            .await
+            .map_err(|e| JobError::TempDir(io::Error::other(e.to_string())))??;
+        let written =
+            upload_members(archive, Arc::clone(&store), &prefix, &self.settings.upload).await?;
+        let pruned = prune_stale(store.as_ref(), &prefix, &written, &PACKAGER_FILES).await?;
+        drop(work);
+
+        let files: Vec<PackageFile> = written
+            .iter()
+            .map(|file| PackageFile {
+                name: file.name.clone(),
+                key: file.key.to_string(),
+                size: file.size,
+            })
+            .collect();
+        let render = RenderJob {
+            entry_id: entry.id.clone(),
+            display_id: entry.display_id.clone(),
+            modified_at: entry.modified_at,
+            bucket: secret.user_bucket.clone(),
+            package_prefix: prefix.with_slash().trim_end_matches('/').to_owned(),
+            entry_key: self.store_snapshot(store.as_ref(), &entry).await?,
+            files: self.file_list(store.as_ref(), &entry, files).await?,
+            canvas_id: job.canvas_id.clone(),
+            base_url: job.base_url.clone(),
+            trigger: job.trigger.clone(),
+        };
+        send(self.queues.render.as_ref(), render).await?;
+        Ok(Outcome::Exported {
+            files: written.len(),
+            bytes,
+            pruned: pruned.len(),
+        })
+    }
+
+    /// Whether the packager already announced exactly this version. An unreadable record is
+    /// logged and ignored: exporting again is safe, skipping wrongly is not.
+    async fn already_published(
+        &self,
+        store: &dyn ObjectStore,
+        entry: &Entry,
+    ) -> Result<bool, JobError> {
+        let key = bookkeeping_key(bookkeeping::published_key(&entry.id))?;
+        let bytes = match store.get_bytes(&key, MAX_RECORD_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) if e.is_transient() => return Err(JobError::Bookkeeping(e)),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring an unreadable published record");
+                return Ok(false);
+            }
+        };
+        match serde_json::from_slice::<PublishedRecord>(&bytes) {
+            Ok(record) => Ok(record.covers(&entry.modified_at)),
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "ignoring a malformed published record");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Stores the raw entry for the packager and returns its key.
+    async fn store_snapshot(
+        &self,
+        store: &dyn ObjectStore,
+        entry: &Entry,
+    ) -> Result<String, JobError> {
+        let key = bookkeeping_key(bookkeeping::entry_snapshot_key(
+            &entry.id,
+            &entry.modified_at,
+        ))?;
+        let body = serde_json::to_vec(&entry.raw).expect("JSON values serialize");
+        store
+            .put_bytes(&key, Bytes::from(body), PutOptions::for_name("entry.json"))
+            .await
+            .map_err(JobError::Bookkeeping)?;
+        Ok(key.to_string())
+    }
+
+    /// The files for the render job: inline when small, otherwise stored beside the snapshot.
+    async fn file_list(
+        &self,
+        store: &dyn ObjectStore,
+        entry: &Entry,
+        files: Vec<PackageFile>,
+    ) -> Result<FileList, JobError> {
+        let body = serde_json::to_vec(&files).expect("file lists serialize");
+        if body.len() <= INLINE_FILE_LIST_BYTES {
+            return Ok(FileList::Inline { files });
+        }
+        let key = bookkeeping_key(bookkeeping::file_list_key(&entry.id, &entry.modified_at))?;
+        store
+            .put_bytes(&key, Bytes::from(body), PutOptions::for_name("files.json"))
+            .await
+            .map_err(JobError::Bookkeeping)?;
+        Ok(FileList::Stored {
+            key: key.to_string(),
+            count: files.len(),
+        })
+    }
+
+    async fn send_canvas(&self, job: &ExportJob, action: CanvasAction) -> Result<(), JobError> {
+        let canvas = CanvasJob {
+            canvas_id: job.canvas_id.clone(),
+            entry_id: Some(job.entry_id.clone()),
+            feature_id: None,
+            app_id: None,
+            action,
+            trigger: Trigger {
+                webhook_id: None,
+                occurred_at: chrono::Utc::now(),
+                ..job.trigger.clone()
+            },
+        };
+        send(self.queues.canvas.as_ref(), canvas).await
+    }
+}
+
+fn bookkeeping_key(key: String) -> Result<Key, JobError> {
+    Key::new(key).map_err(JobError::Bookkeeping)
+}
+
+async fn send<J: Job>(queue: &dyn Queue, job: J) -> Result<(), JobError> {
+    queue
+        .send(OutgoingMessage::job(
+            job,
+            bw_telemetry::current_traceparent(),
+        ))
+        .await
+        .map(drop)
+        .map_err(|source| JobError::Queue {
+            kind: J::KIND,
+            source,
+        })
+}
+
+#[async_trait]
+impl Handler for ExportWorker {
+    type Job = ExportJob;
+
+    async fn handle(&self, job: &ExportJob, _context: &JobContext) -> Result<(), Failure> {
+        let span = tracing::info_span!(
+            "export",
+            entry_id = %job.entry_id,
+            display_id = tracing::field::Empty,
+            version = tracing::field::Empty,
+        );
+        let result = self.run(job).instrument(span).await;
+        // The runtime logs one line per job, in its span; the outcome's details go there.
+        let detail = match result {
+            Ok(Outcome::Skipped) => "entry version already published; export skipped".to_owned(),
+            Ok(Outcome::Exported {
+                files,
+                bytes,
+                pruned,
+            }) => format!(
+                "exported {files} file(s) from a {bytes}-byte archive, pruned {pruned}; render job sent"
+            ),
+            Err(e) if e.is_permanent() => return Err(Failure::Permanent(e.to_string())),
+            Err(e) => return Err(Failure::Transient(e.to_string())),
+        };
+        tracing::Span::current().record("detail", detail.as_str());
+        Ok(())
+    }
+
+    /// Shows the failure on the entry's canvas, so the user is not left with "Updating…".
+    async fn dead_lettered(&self, job: Option<&ExportJob>, reason: &str) {
+        let Some(job) = job else { return };
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        if let Err(e) = self
+            .send_canvas(job, CanvasAction::ExportFailed { reason })
+            .await
+        {
+            tracing::error!(error = %e, entry_id = %job.entry_id, "could not report the failed export to the canvas");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The `exporter` binary as operators run it: a worker killed with SIGKILL in the middle of an
+//! upload has its job redelivered and finished by the next one, with the same objects; a
+//! SIGTERM stops it cleanly; a bad configuration names the bad fields; logs never hold the
+//! client secret.
+
+mod common;
+
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bw_contracts::RenderJob;
+use bw_testkit::archive::{build, stored};
+use bw_testkit::benchling::FIXTURE_ENTRY_ID;
+use bw_testkit::sample::pattern;
+use common::{CLIENT_SECRET, PKG_PREFIX, Rig, export_job, next_job, next_message, send};
+
+const MEMBERS: usize = 400;
+const MEMBER_BYTES: usize = 64 * 1024;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(rig: &Rig, port: u16, extra: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exporter"));
+    command
+        .env_clear()
+        .envs(rig.env())
+        .envs(rig.moto.env())
+        .env("PORT", port.to_string())
+        .env("LOG_FORMAT", "json")
+        .envs(extra.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command.spawn().expect("spawn exporter")
+}
+
+fn logs(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn wait_with_timeout(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the exporter did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+async fn ready(port: u16) -> bool {
+    let url = format!("http://127.0.0.1:{port}/health/ready");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(&url).await
+            && response.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_upload_is_finished_by_the_next_one() {
+    // A short visibility timeout, so the killed worker's job comes back within seconds.
+    let rig = Rig::new(3, 5).await;
+    let files: Vec<(String, Vec<u8>)> = (0..MEMBERS)
+        .map(|i| {
+            (
+                format!("data/part-{i:04}.bin"),
+                pattern(MEMBER_BYTES, i as u64),
+            )
+        })
+        .collect();
+    let members: Vec<(&str, _, &[u8])> = files
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), stored(), bytes.as_slice()))
+        .collect();
+    rig.benchling.add_download("export.zip", build(&members));
+    let prefix = format!("{PKG_PREFIX}/EXP25000007/");
+
+    let first_port = free_port();
+    let first = spawn(&rig, first_port, &[("UPLOAD_CONCURRENCY", "2")]);
+    assert!(
+        ready(first_port).await,
+        "the first worker never became ready"
+    );
+    send(
+        rig.queue(&rig.export_url).await.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_killed", None),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rig.keys(&prefix).await.len() < 20 {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut first = first;
+    first.kill().unwrap();
+    let first_output = first.wait_with_output().unwrap();
+    let written_at_kill = rig.keys(&prefix).await.len();
+    assert!(
+        written_at_kill < MEMBERS,
+        "the upload finished before the kill, so this run proves nothing"
+    );
+    let render_queue = rig.queue(&rig.render_url).await;
+    assert!(
+        next_message(render_queue.as_ref(), Duration::ZERO)
+            .await
+            .is_none(),
+        "a render job went out before the upload finished"
+    );
+
+    let second_port = free_port();
+    let second = spawn(&rig, second_port, &[]);
+    let render: RenderJob = next_job(render_queue.as_ref(), Duration::from_secs(90)).await;
+    assert_eq!(render.entry_id.as_str(), FIXTURE_ENTRY_ID);
+    let objects = rig.objects().await;
+    let package: Vec<&String> = objects.keys().filter(|k| k.starts_with(&prefix)).collect();
+    assert_eq!(package.len(), MEMBERS);
+    for (name, bytes) in &files {
+        assert!(
+            objects[&format!("{prefix}{name}")] == *bytes,
+            "{name} differs"
+        );
+    }
+    assert!(objects.contains_key(&render.entry_key));
+    assert_eq!(objects.len(), MEMBERS + 1, "unexpected objects: {:?}", {
+        objects
+            .keys()
+            .filter(|k| !k.starts_with(&prefix))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        2
+    );
+    assert!(ready(second_port).await);
+
+    // SIGTERM: a clean exit.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let second_output = wait_with_timeout(second, Duration::from_secs(30));
+    assert!(
+        second_output.status.success(),
+        "exit {:?}: {}",
+        second_output.status,
+        logs(&second_output)
+    );
+    let second_logs = logs(&second_output);
+    let processed = second_logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == "job processed")
+        .unwrap_or_else(|| panic!("no outcome line in: {second_logs}"));
+    assert_eq!(processed["outcome"], "success", "{processed}");
+    assert_eq!(
+        processed["span"]["entry_id"], FIXTURE_ENTRY_ID,
+        "{processed}"
+    );
+    for output in [&first_output, &second_output] {
+        assert!(!logs(output).contains(CLIENT_SECRET));
+    }
+}
+
+#[test]
+fn a_bad_configuration_names_every_bad_field_and_exits_2() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exporter"))
+        .env_clear()
+        .env(
+            "EXPORT_QUEUE_URL",
+            "http://127.0.0.1:1/123456789012/export.fifo",
+        )
+        .env("ARCHIVE_MAX_MEMBERS", "lots")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for field in [
+        "RENDER_QUEUE_URL",
+        "CANVAS_QUEUE_URL",
+        "ARCHIVE_MAX_MEMBERS",
+    ] {
+        assert!(stderr.contains(field), "{field} not named: {stderr}");
+    }
+}

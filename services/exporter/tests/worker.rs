@@ -1,0 +1,494 @@
+//! The exporter end to end, in-process: export jobs in through SQS on moto, Benchling's API on
+//! the stand-in, package files out to S3 on moto (or to a directory), render and canvas jobs out.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
+use bw_contracts::bookkeeping::{self, PublishedRecord};
+use bw_contracts::{CanvasAction, CanvasJob, FileList, Job, PackageFile, RenderJob};
+use bw_exporter::{Connections, ExportQueues, ExporterConfig, RunError};
+use bw_queue::{EmbeddedQueue, Queue};
+use bw_store::Buckets;
+use bw_testkit::archive::{build, deflated, rename, stored, with_symlink};
+use bw_testkit::benchling::{FIXTURE_ENTRY_ID, Fault, TaskScript};
+use bw_testkit::sample::pattern;
+use common::{PKG_PREFIX, Rig, export_job, fixture_entry, next_job, next_message, send};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const DISPLAY_ID: &str = "EXP25000007";
+const MIB: usize = 1024 * 1024;
+
+/// A worker running in this process.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), RunError>>,
+    probes: std::net::SocketAddr,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Starts a worker on the rig's queues and bucket with `extra` environment.
+async fn start(rig: &Rig, extra: &[(&str, &str)]) -> Running {
+    let mut pairs = rig.env();
+    pairs.push(("WORKER_CONCURRENCY".into(), "1".into()));
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = ExporterConfig::from_env(Env::from_pairs(pairs)).unwrap();
+    let connections = Connections {
+        queues: ExportQueues {
+            export: rig.queue(&rig.export_url).await,
+            render: rig.queue(&rig.render_url).await,
+            canvas: rig.queue(&rig.canvas_url).await,
+        },
+        secret: secret_watch(rig),
+        buckets: Buckets::S3(bw_store::s3_client(&rig.moto.sdk_config().await)),
+    };
+    spawn(config, connections).await
+}
+
+fn secret_watch(rig: &Rig) -> SecretWatch {
+    SecretWatch::connect(
+        Some(&SecretSource::File(rig.secret_path.clone())),
+        None,
+        SecretWatchOptions::default(),
+    )
+}
+
+async fn spawn(config: ExporterConfig, connections: Connections) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let probes = listener.local_addr().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        bw_exporter::run_with_listener(&config, connections, listener, stopped).await
+    });
+    Running { stop, task, probes }
+}
+
+fn package_key(name: &str) -> String {
+    format!("{PKG_PREFIX}/{DISPLAY_ID}/{name}")
+}
+
+/// The attachments of the happy-path export: a multipart-sized file, a nested one, a
+/// non-ASCII name and an empty directory.
+fn attachments() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("plate.csv".into(), pattern(300 * 1024, 1)),
+        ("images/gel scan.png".into(), pattern(9 * MIB, 2)),
+        ("notes/Übersicht.txt".into(), b"hello".to_vec()),
+    ]
+}
+
+fn zip_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut members: Vec<(&str, _, &[u8])> = files
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), deflated(), bytes.as_slice()))
+        .collect();
+    members.push(("empty/", stored(), b""));
+    build(&members)
+}
+
+async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn an_export_job_publishes_the_package_and_sends_one_render_job() {
+    let rig = Rig::new(30, 3).await;
+    let files = attachments();
+    rig.benchling.add_download("export.zip", zip_of(&files));
+    rig.benchling.push_task(TaskScript::Succeed {
+        running: 2,
+        download: "export.zip".into(),
+    });
+    // A stale attachment, a metadata file the packager owns, and a neighbouring package whose
+    // name starts with ours.
+    rig.put(&package_key("removed-in-benchling.csv"), b"old")
+        .await;
+    rig.put(&package_key("README.md"), b"# packager's").await;
+    let neighbour = format!("{PKG_PREFIX}/{DISPLAY_ID}0/keep.csv");
+    rig.put(&neighbour, b"neighbour").await;
+    // Throttling and an outage burst on the way: the job must ride through both.
+    rig.benchling.inject(Fault::RateLimited(1), 1);
+    rig.benchling.inject(Fault::Status(503), 2);
+
+    let worker = start(&rig, &[]).await;
+    let render_queue = rig.queue(&rig.render_url).await;
+    send(
+        rig.queue(&rig.export_url).await.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_happy", None),
+    )
+    .await;
+    let render: RenderJob = next_job(render_queue.as_ref(), Duration::from_secs(60)).await;
+
+    let entry = fixture_entry();
+    assert_eq!(render.entry_id.as_str(), FIXTURE_ENTRY_ID);
+    assert_eq!(render.display_id, DISPLAY_ID);
+    assert_eq!(
+        render.modified_at,
+        entry["modifiedAt"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+    assert_eq!(render.bucket, rig.bucket);
+    assert_eq!(render.package_prefix, format!("{PKG_PREFIX}/{DISPLAY_ID}"));
+    assert_eq!(
+        render.trigger.webhook_id.as_ref().unwrap().as_str(),
+        "msg_happy"
+    );
+    let expected_files: Vec<PackageFile> = files
+        .iter()
+        .map(|(name, bytes)| PackageFile {
+            name: name.clone(),
+            key: package_key(name),
+            size: bytes.len() as u64,
+        })
+        .collect();
+    assert_eq!(
+        render.files,
+        FileList::Inline {
+            files: expected_files
+        }
+    );
+    assert_eq!(
+        render.entry_key,
+        bookkeeping::entry_snapshot_key(&render.entry_id, &render.modified_at)
+    );
+
+    let objects = rig.objects().await;
+    let mut expected_keys: Vec<String> = files.iter().map(|(name, _)| package_key(name)).collect();
+    expected_keys.extend([
+        package_key("README.md"),
+        neighbour,
+        render.entry_key.clone(),
+    ]);
+    expected_keys.sort();
+    assert_eq!(objects.keys().cloned().collect::<Vec<_>>(), expected_keys);
+    for (name, bytes) in &files {
+        assert!(objects[&package_key(name)] == *bytes, "{name} differs");
+    }
+    let snapshot: Value = serde_json::from_slice(&objects[&render.entry_key]).unwrap();
+    assert_eq!(snapshot, entry);
+
+    assert_eq!(
+        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        1
+    );
+    assert!(rig.benchling.requests_to("GET", "/api/v2/tasks/").len() >= 3);
+    assert_eq!(http_status(worker.probes, "/health/ready").await, 200);
+    // Nothing else went out, and the job is gone from its queue.
+    assert!(
+        next_message(render_queue.as_ref(), Duration::from_secs(1))
+            .await
+            .is_none()
+    );
+    let canvas = rig.queue(&rig.canvas_url).await;
+    assert!(
+        next_message(canvas.as_ref(), Duration::ZERO)
+            .await
+            .is_none()
+    );
+    worker.stop().await;
+    let export = rig.queue(&rig.export_url).await;
+    assert!(
+        next_message(export.as_ref(), Duration::ZERO)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
+    let rig = Rig::new(30, 3).await;
+    let entry = fixture_entry();
+    let modified_at: chrono::DateTime<chrono::Utc> =
+        entry["modifiedAt"].as_str().unwrap().parse().unwrap();
+    let entry_id = FIXTURE_ENTRY_ID.parse().unwrap();
+    let record = PublishedRecord {
+        entry_id,
+        modified_at,
+        package_name: format!("{PKG_PREFIX}/{DISPLAY_ID}"),
+        published_at: modified_at,
+    };
+    rig.put(
+        &bookkeeping::published_key(&record.entry_id),
+        &serde_json::to_vec(&record).unwrap(),
+    )
+    .await;
+    let worker = start(&rig, &[]).await;
+    let export = rig.queue(&rig.export_url).await;
+    let render = rig.queue(&rig.render_url).await;
+    let canvas = rig.queue(&rig.canvas_url).await;
+
+    // Asked from the canvas: no export, and the canvas is told to show the current state.
+    send(
+        export.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_same", Some("cnvs_1")),
+    )
+    .await;
+    let refresh: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(30)).await;
+    assert_eq!(refresh.action, CanvasAction::Render);
+    assert_eq!(refresh.canvas_id.unwrap().as_str(), "cnvs_1");
+    assert_eq!(refresh.entry_id.unwrap().as_str(), FIXTURE_ENTRY_ID);
+    assert!(
+        rig.benchling
+            .requests_to("POST", "/api/v2/exports")
+            .is_empty()
+    );
+    assert!(
+        next_message(render.as_ref(), Duration::from_secs(1))
+            .await
+            .is_none()
+    );
+
+    // The entry changes: the new version is exported.
+    let mut newer = entry.clone();
+    newer["modifiedAt"] = Value::from("2025-03-31T08:00:00.000001+00:00");
+    rig.benchling.add_entry(newer);
+    rig.benchling
+        .add_download("export.zip", zip_of(&attachments()[..1]));
+    send(
+        export.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_newer", None),
+    )
+    .await;
+    let job: RenderJob = next_job(render.as_ref(), Duration::from_secs(30)).await;
+    assert_eq!(
+        bookkeeping::version_tag(&job.modified_at),
+        "20250331T080000.000001Z"
+    );
+    assert_eq!(
+        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        1
+    );
+    worker.stop().await;
+}
+
+/// Archives that must be refused, with a piece of the reason each one must give.
+fn hostile_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let ok = pattern(64, 3);
+    let renamed = |from: &str, to: &[u8]| {
+        let mut zip = build(&[("fine.txt", stored(), &ok), (from, stored(), &ok)]);
+        rename(&mut zip, 1, to);
+        zip
+    };
+    let zeros = vec![0u8; 8 * MIB];
+    let many: Vec<(String, Vec<u8>)> = (0..6).map(|i| (format!("f{i}.txt"), ok.clone())).collect();
+    let many: Vec<(&str, _, &[u8])> = many
+        .iter()
+        .map(|(n, b)| (n.as_str(), stored(), b.as_slice()))
+        .collect();
+    vec![
+        (
+            "zip slip",
+            renamed("xx/evil.txt", b"../evil.txt"),
+            "`..` segment",
+        ),
+        (
+            "absolute path",
+            renamed("etcx/evil", b"/etc/evil"),
+            "absolute path",
+        ),
+        (
+            "backslash",
+            renamed("a_evil.txt", b"a\\evil.txt"),
+            "backslash",
+        ),
+        (
+            "drive letter",
+            renamed("Cxevil.txt", b"C:evil.txt"),
+            "drive letter",
+        ),
+        (
+            "symlink",
+            with_symlink("link", "/etc/passwd"),
+            "symbolic link",
+        ),
+        (
+            "bomb",
+            build(&[("zeros.bin", deflated(), &zeros)]),
+            "zeros.bin",
+        ),
+        ("too many members", build(&many), "more than the limit of 5"),
+        (
+            "duplicate names",
+            renamed("QQQQQQQQ", b"fine.txt"),
+            "more than once",
+        ),
+        (
+            "packager file",
+            build(&[("README.md", stored(), &ok)]),
+            "the packager owns",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn permanent_failures_are_dead_lettered_shown_on_the_canvas_and_write_nothing() {
+    let rig = Rig::new(30, 3).await;
+    let neighbour = format!("{PKG_PREFIX}/{DISPLAY_ID}0/keep.csv");
+    rig.put(&neighbour, b"neighbour").await;
+    let before = rig.objects().await;
+    let worker = start(&rig, &[("ARCHIVE_MAX_MEMBERS", "5")]).await;
+    let export = rig.queue(&rig.export_url).await;
+    let dead_letter = rig.queue(&rig.dead_letter_url).await;
+    let canvas = rig.queue(&rig.canvas_url).await;
+
+    let mut cases: Vec<(String, Option<TaskScript>, &str, String)> = hostile_corpus()
+        .into_iter()
+        .map(|(name, zip, reason)| {
+            let download = format!("{}.zip", name.replace(' ', "-"));
+            rig.benchling.add_download(&download, zip);
+            (
+                name.to_owned(),
+                Some(TaskScript::Succeed {
+                    running: 0,
+                    download,
+                }),
+                FIXTURE_ENTRY_ID,
+                reason.to_owned(),
+            )
+        })
+        .collect();
+    cases.push((
+        "failed export".into(),
+        Some(TaskScript::Fail {
+            running: 1,
+            message: "Export exceeds the size limit".into(),
+            errors: vec![],
+        }),
+        FIXTURE_ENTRY_ID,
+        "Export exceeds the size limit".into(),
+    ));
+    cases.push((
+        "missing entry".into(),
+        None,
+        "etr_missing",
+        "404 not found".into(),
+    ));
+
+    for (index, (name, script, entry, reason)) in cases.into_iter().enumerate() {
+        if let Some(script) = script {
+            rig.benchling.push_task(script);
+        }
+        let canvas_id = format!("cnvs_{index}");
+        send(
+            export.as_ref(),
+            export_job(entry, &format!("msg_bad_{index}"), Some(&canvas_id)),
+        )
+        .await;
+        let parked = next_message(dead_letter.as_ref(), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("{name}: not dead-lettered"));
+        let recorded = &parked.attributes["failure_reason"];
+        assert!(recorded.contains(&reason), "{name}: {recorded}");
+        let shown: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(10)).await;
+        assert_eq!(shown.canvas_id.unwrap().as_str(), canvas_id, "{name}");
+        match shown.action {
+            CanvasAction::ExportFailed { reason: text } => {
+                assert!(text.contains(&reason), "{name}: {text}");
+                assert!(!text.contains("X-Amz"), "{name}: URL leaked: {text}");
+            }
+            other => panic!("{name}: expected ExportFailed, got {other:?}"),
+        }
+        assert_eq!(rig.objects().await, before, "{name} wrote something");
+    }
+    // One export per case: permanent failures are not retried.
+    let hostile = hostile_corpus().len();
+    assert_eq!(
+        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        hostile + 1
+    );
+    assert_eq!(
+        rig.benchling
+            .requests_to("GET", "/api/v2/entries/etr_missing")
+            .len(),
+        1
+    );
+    let render = rig.queue(&rig.render_url).await;
+    assert!(
+        next_message(render.as_ref(), Duration::from_secs(1))
+            .await
+            .is_none()
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn embedded_defaults_export_into_a_directory() {
+    let rig = Rig::new(30, 3).await;
+    let files = attachments();
+    rig.benchling.add_download("export.zip", zip_of(&files));
+    let buckets = tempfile::tempdir().unwrap();
+    let (export, export_dead) = EmbeddedQueue::with_dead_letter("export.fifo", true);
+    let (render, _) = EmbeddedQueue::with_dead_letter("render.fifo", true);
+    let (canvas, _) = EmbeddedQueue::with_dead_letter("canvas.fifo", true);
+    let env = Env::from_pairs([
+        ("BENCHLING_API_BASE_URL", rig.benchling.url()),
+        ("EXPORT_FIRST_POLL_MS", "10".to_owned()),
+        (
+            "OBJECT_STORE_DIR",
+            buckets.path().to_string_lossy().into_owned(),
+        ),
+    ]);
+    let config = ExporterConfig::from_env(env).unwrap();
+    assert_eq!(
+        config.store,
+        bw_exporter::StoreBackend::Directory(buckets.path().to_owned())
+    );
+    let worker = spawn(
+        config,
+        Connections {
+            queues: ExportQueues {
+                export: Arc::clone(&export) as Arc<dyn Queue>,
+                render: Arc::clone(&render) as Arc<dyn Queue>,
+                canvas: canvas as Arc<dyn Queue>,
+            },
+            secret: secret_watch(&rig),
+            buckets: Buckets::Directory(buckets.path().to_owned()),
+        },
+    )
+    .await;
+    send(
+        export.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_local", None),
+    )
+    .await;
+    let job: RenderJob = next_job(render.as_ref(), Duration::from_secs(30)).await;
+    let root = buckets.path().join(&rig.bucket);
+    for (name, bytes) in &files {
+        let written = std::fs::read(root.join(package_key(name))).unwrap();
+        assert!(written == *bytes, "{name} differs");
+    }
+    let snapshot: Value =
+        serde_json::from_slice(&std::fs::read(root.join(&job.entry_key)).unwrap()).unwrap();
+    assert_eq!(snapshot, fixture_entry());
+    assert_eq!(job.group_id(), FIXTURE_ENTRY_ID);
+    assert!(
+        export_dead
+            .receive(1, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    worker.stop().await;
+}

@@ -1,0 +1,173 @@
+//! The probes of a worker: a minimal HTTP/1.1 responder for `GET /health`, `/health/live` and
+//! `/health/ready`, so orchestrators (ECS, compose, Kubernetes) can tell a live worker from a
+//! ready one. Workers serve nothing else, so a full HTTP stack would be weight without use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Longest request head read; probes send a few hundred bytes.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// How long a client has to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a worker can do its work now; `Err` says why not, without secrets.
+pub trait Readiness: Send + Sync + 'static {
+    /// Checks readiness. Called per probe, so it must be cheap and must not block.
+    fn check(&self) -> Result<(), String>;
+}
+
+impl<F> Readiness for F
+where
+    F: Fn() -> Result<(), String> + Send + Sync + 'static,
+{
+    fn check(&self) -> Result<(), String> {
+        self()
+    }
+}
+
+/// Answers probes on `listener` until `stop` turns true.
+pub async fn serve_probes(
+    listener: TcpListener,
+    readiness: Arc<dyn Readiness>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(answer(stream, Arc::clone(&readiness)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "probe listener failed to accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, readiness: Arc<dyn Readiness>) {
+    let Ok(Some(request_line)) = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
+        .await
+        .map(Result::ok)
+        .map(Option::flatten)
+    else {
+        return;
+    };
+    let mut parts = request_line.split(' ');
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, body) = route(method, path, readiness.as_ref());
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut response = head.into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
+    }
+    // A client that went away is not our problem.
+    let _ = stream.write_all(&response).await;
+    let _ = stream.shutdown().await;
+}
+
+fn route(method: &str, path: &str, readiness: &dyn Readiness) -> (&'static str, String) {
+    let known = matches!(path, "/health" | "/health/live" | "/health/ready");
+    if !known {
+        return ("404 Not Found", r#"{"reason":"no such route"}"#.to_owned());
+    }
+    if method != "GET" && method != "HEAD" {
+        return (
+            "405 Method Not Allowed",
+            r#"{"reason":"only GET and HEAD"}"#.to_owned(),
+        );
+    }
+    if path != "/health/ready" {
+        return ("200 OK", r#"{"status":"ok"}"#.to_owned());
+    }
+    match readiness.check() {
+        Ok(()) => ("200 OK", r#"{"status":"ready"}"#.to_owned()),
+        Err(reason) => (
+            "503 Service Unavailable",
+            serde_json::json!({ "status": "not_ready", "reason": reason }).to_string(),
+        ),
+    }
+}
+
+/// Reads up to the end of the request head and returns its first line.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 || head.len() + read > MAX_HEAD {
+            return Ok(None);
+        }
+        head.extend_from_slice(&chunk[..read]);
+    }
+    let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+    Ok(String::from_utf8(head[..line_end].to_vec()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    async fn get(addr: std::net::SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn live_ready_and_unknown_routes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ready);
+        let readiness = move || {
+            if flag.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("secret loading".to_owned())
+            }
+        };
+        let (stop_tx, stop) = watch::channel(false);
+        let server = tokio::spawn(serve_probes(listener, Arc::new(readiness), stop));
+
+        let live = get(addr, "GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(live.starts_with("HTTP/1.1 200 OK"), "{live}");
+        let not_ready = get(addr, "GET /health/ready HTTP/1.1\r\n\r\n").await;
+        assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+        assert!(
+            not_ready.contains(r#""reason":"secret loading""#),
+            "{not_ready}"
+        );
+        ready.store(true, Ordering::SeqCst);
+        let now_ready = get(addr, "GET /health/ready?x=1 HTTP/1.1\r\n\r\n").await;
+        assert!(now_ready.starts_with("HTTP/1.1 200 OK"), "{now_ready}");
+        let missing = get(addr, "GET /config HTTP/1.1\r\n\r\n").await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        let post = get(addr, "POST /health HTTP/1.1\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+
+        stop_tx.send(true).unwrap();
+        server.await.unwrap();
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "the listener must close on stop"
+        );
+    }
+}
