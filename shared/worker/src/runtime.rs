@@ -215,6 +215,7 @@ impl Worker {
                 running.spawn(run_chain(Arc::clone(&shared), chain, chain_permits));
             }
         }
+        while running.try_join_next().is_some() {}
         tracing::info!(
             queue = self.queue.name(),
             running = running.len(),

@@ -5,5 +5,6 @@ mod degraded;
 mod fixtures;
 mod harness;
 mod http;
+mod pipeline;
 mod signature;
 mod sqs;

@@ -1,0 +1,206 @@
+//! Every service in one process, for a laptop: the ingress and the workers share in-process
+//! queues and a directory of buckets, so one command runs the whole pipeline without AWS.
+//!
+//! Each service reads its own configuration from the same environment, exactly as its binary
+//! does; only the queues and the store are shared here instead of named by URL.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bw_config::{ConfigError, Env, FieldError, SecretWatch};
+use bw_exporter::{Connections, ExportQueues, ExporterConfig, StoreBackend};
+use bw_ingress::{Ingress, IngressConfig, Queues};
+use bw_queue::{EmbeddedQueue, Queue};
+use bw_store::Buckets;
+use bw_testkit::archive::{build, deflated};
+use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The configuration of every service in the pipeline.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// The ingress's.
+    pub ingress: IngressConfig,
+    /// The exporter's.
+    pub exporter: ExporterConfig,
+    /// Where the buckets live (`OBJECT_STORE_DIR`, default `.local/buckets`).
+    pub buckets: PathBuf,
+    /// `LOCAL_BENCHLING_STAND_IN`: serve Benchling's API from a stand-in on loopback (the
+    /// recorded fixture entry and a sample export), so the pipeline runs without a tenant.
+    pub stand_in: bool,
+}
+
+impl LocalConfig {
+    /// Reads each service's configuration from `env` (called once per service) and refuses
+    /// what cannot work in one process: queue URLs and an S3 store.
+    pub fn from_env(env: impl Fn() -> Env) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let ingress = IngressConfig::from_env(env()).map_err(|e| errors.extend(e.0));
+        let exporter = ExporterConfig::from_env(env()).map_err(|e| errors.extend(e.0));
+        let (Ok(ingress), Ok(exporter)) = (ingress, exporter) else {
+            return Err(ConfigError(errors));
+        };
+        if !matches!(exporter.queues, bw_exporter::QueueBackend::Embedded) {
+            errors.push(FieldError::invalid(
+                "EXPORT_QUEUE_URL",
+                "the local pipeline runs on in-process queues: unset the queue URLs",
+            ));
+        }
+        let buckets = match &exporter.store {
+            StoreBackend::Directory(dir) => dir.clone(),
+            StoreBackend::S3 => {
+                errors.push(FieldError::invalid(
+                    "OBJECT_STORE",
+                    "the local pipeline writes to a directory: unset OBJECT_STORE or set it to directory",
+                ));
+                PathBuf::new()
+            }
+        };
+        let local = env();
+        let stand_in = local.flag_or("LOCAL_BENCHLING_STAND_IN", false);
+        if let Err(e) = local.finish(()) {
+            errors.extend(e.0);
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Self {
+            ingress,
+            exporter,
+            buckets,
+            stand_in,
+        })
+    }
+}
+
+/// Why the pipeline stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The ingress could not bind or serve.
+    #[error("ingress: {0}")]
+    Ingress(#[source] std::io::Error),
+    /// The exporter failed.
+    #[error("exporter: {0}")]
+    Exporter(#[from] bw_exporter::RunError),
+}
+
+/// Runs the services until `stop` turns true, then stops them gracefully.
+pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result<(), LocalError> {
+    let aws = match &config.ingress.secret {
+        Some(bw_config::SecretSource::SecretsManager(_)) => Some(bw_config::aws_sdk_config().await),
+        _ => None,
+    };
+    let secret = SecretWatch::connect(
+        config.ingress.secret.as_ref(),
+        aws.as_ref(),
+        config.ingress.secret_watch,
+    );
+    // Kept alive until the pipeline stops.
+    let _stand_in = if config.stand_in {
+        let stand_in = start_stand_in(&secret).await;
+        config.exporter.benchling.base_url = Some(stand_in.0);
+        Some(stand_in.1)
+    } else {
+        None
+    };
+    let queue = |name: &str| -> Arc<dyn Queue> { EmbeddedQueue::with_dead_letter(name, true).0 };
+    let (export, render, canvas) = (
+        queue("export.fifo"),
+        queue("render.fifo"),
+        queue("canvas.fifo"),
+    );
+    let ingress = Ingress::start(
+        config.ingress.clone(),
+        Queues {
+            export: Arc::clone(&export),
+            canvas: Arc::clone(&canvas),
+            backend: "embedded",
+            batched: false,
+        },
+        secret.clone(),
+        false,
+    )
+    .map_err(LocalError::Ingress)?;
+    let server = ingress.handle();
+    let mut stopping = stop.clone();
+    tokio::spawn(async move {
+        if stopping.wait_for(|stopped| *stopped).await.is_ok() {
+            server.stop(true).await;
+        }
+    });
+    // The ingress answers the probes for the whole process; the exporter's go to a free port.
+    let probes = TcpListener::bind((config.ingress.host, 0))
+        .await
+        .map_err(LocalError::Ingress)?;
+    tracing::info!(
+        buckets = %config.buckets.display(),
+        ingress = %ingress.addr(),
+        "local pipeline running: ingress and exporter on in-process queues"
+    );
+    let exporter_config = config.exporter.clone();
+    let exporter = tokio::spawn(async move {
+        bw_exporter::run_with_listener(
+            &exporter_config,
+            Connections {
+                queues: ExportQueues {
+                    export,
+                    render,
+                    canvas,
+                },
+                secret,
+                buckets: Buckets::Directory(config.buckets),
+            },
+            probes,
+            stop,
+        )
+        .await
+    });
+    ingress.run().await.map_err(LocalError::Ingress)?;
+    match exporter.await {
+        Ok(result) => result?,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Starts the Benchling stand-in once the secret has loaded (it accepts the secret's OAuth
+/// client) and returns its URL and the task that keeps it alive.
+async fn start_stand_in(secret: &SecretWatch) -> (url::Url, tokio::task::JoinHandle<()>) {
+    let (ready, address) = tokio::sync::oneshot::channel();
+    let mut secret = secret.clone();
+    let task = tokio::spawn(async move {
+        let Some(loaded) = secret.ready().await else {
+            return;
+        };
+        let stand_in = BenchlingStandIn::start(&loaded.client_id, loaded.client_secret.expose());
+        let sample = sample_export();
+        stand_in.add_download("export.zip", sample);
+        let _ = ready.send(stand_in.url());
+        // The stand-in stops when dropped; this task lives as long as the runtime.
+        std::future::pending::<()>().await;
+    });
+    let url = address
+        .await
+        .ok()
+        .and_then(|raw| url::Url::parse(&raw).ok())
+        .expect("the stand-in starts once the secret is loaded");
+    tracing::warn!(%url, entry = FIXTURE_ENTRY_ID, "Benchling API served by the local stand-in (LOCAL_BENCHLING_STAND_IN)");
+    (url, task)
+}
+
+/// The export the stand-in serves for every entry: a note and a small table.
+fn sample_export() -> Vec<u8> {
+    let table: String = std::iter::once("well,od600\n".to_owned())
+        .chain((1..=12).map(|i| format!("A{i},{:.3}\n", 0.1 * f64::from(i))))
+        .collect();
+    build(&[
+        (
+            "README.txt",
+            deflated(),
+            b"Sample attachment served by the local Benchling stand-in.\n",
+        ),
+        ("data/plate-1.csv", deflated(), table.as_bytes()),
+    ])
+}
