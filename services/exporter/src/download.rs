@@ -21,7 +21,7 @@ use url::Url;
 pub struct DownloadLimits {
     /// Largest body accepted, counted while streaming.
     pub max_bytes: u64,
-    /// Longest time for the whole download, response headers to fsync.
+    /// Longest time for the whole download, response headers to the last byte written.
     pub timeout: Duration,
     /// Longest wait for the response headers or for the next chunk of the body.
     pub read_timeout: Duration,
@@ -112,7 +112,7 @@ impl DownloadError {
     }
 }
 
-/// Streams the body at `url` into `dest` (created or truncated) and fsyncs it; returns the
+/// Streams the body at `url` into `dest` (created or truncated); returns the
 /// bytes written. Memory stays at one chunk whatever the size.
 ///
 /// `http` must not follow redirects to other hosts: build it with
@@ -231,9 +231,9 @@ async fn spool(
         }
         file.write_all(&chunk).await.map_err(io_error)?;
     }
+    // No fsync: the file lives in this job's temporary directory and is read back by this
+    // process only. After a crash the job starts again with a new download.
     file.flush().await.map_err(io_error)?;
-    // The archive is read back after this; a crash must not leave a silently short file.
-    file.sync_all().await.map_err(io_error)?;
     Ok(written)
 }
 

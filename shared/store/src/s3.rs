@@ -62,12 +62,14 @@ pub struct MultipartOptions {
 }
 
 impl Default for MultipartOptions {
-    /// 16 MiB threshold, 8 MiB parts, 4 at a time: 32 MiB of parts in flight at most, and on a
-    /// fast link four connections saturate a worker's share of bandwidth.
+    /// 256 MiB threshold, 32 MiB parts, 4 at a time. S3 takes up to 5 GiB in one PutObject, and
+    /// callers such as the exporter already upload several objects at once, so parts pay only
+    /// for objects big enough to dominate an upload; below that, one request per object is the
+    /// cheapest (each part costs a request, and completing an upload costs the server a copy).
     fn default() -> Self {
         Self {
-            threshold: 16 * MIB,
-            part_size: 8 * MIB,
+            threshold: 256 * MIB,
+            part_size: 32 * MIB,
             concurrency: 4,
         }
     }

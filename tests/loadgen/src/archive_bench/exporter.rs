@@ -1,0 +1,344 @@
+//! One timed run of the release `exporter` binary: fresh queues on moto, a fresh bucket (or
+//! directory), a Benchling stand-in serving the archive from disk; the clock runs from sending
+//! the export job to receiving the render job the exporter sends when the package files are all
+//! written.
+
+use std::fs::{self, File};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bw_contracts::{EventType, ExportJob, FileList, JobEnvelope, RenderJob, Trigger, WebhookId};
+use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
+use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
+use bw_testkit::moto::Moto;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+use crate::buckets;
+use crate::procfs::{self, CpuMeter};
+use crate::shapes::{self, Shape};
+use crate::{Backend, spread_subdirectories, sync_disks};
+
+/// The OAuth client the stand-in accepts and the secret names.
+const CLIENT_ID: &str = "bench-client";
+/// Its secret.
+const CLIENT_SECRET: &str = "bench-secret";
+/// The `pkg_prefix` of the secret.
+const PKG_PREFIX: &str = "benchling";
+
+/// Longest wait for `/health/ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the render job. Far above any expected run, so only a stuck run hits it.
+const JOB_TIMEOUT: Duration = Duration::from_secs(900);
+/// Longest wait for the exporter to exit after SIGTERM.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The export queue's visibility timeout: longer than any run, so a job is never redelivered
+/// while the first attempt is still working (which would make the time meaningless).
+const VISIBILITY_SECS: u32 = 1_800;
+
+/// What stays the same across the exporter runs.
+pub struct Setup {
+    /// The moto server.
+    pub moto: &'static Moto,
+    /// An S3 client for it.
+    pub s3: aws_sdk_s3::Client,
+    /// An SQS client for it.
+    pub sqs: aws_sdk_sqs::Client,
+    /// Its process, when found, to count its CPU.
+    pub moto_pid: Option<u32>,
+    /// The `exporter` binary.
+    pub exporter: PathBuf,
+    /// Variables set after the defaults (knobs under test, such as `UPLOAD_CONCURRENCY`).
+    pub extra_env: Vec<(String, String)>,
+    /// Scratch space; each run works in its own directory below it, removed afterwards.
+    pub work: PathBuf,
+    /// Where each run's exporter log is kept.
+    pub logs: PathBuf,
+}
+
+/// The measurements of one exporter run.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    /// Export job sent → render job received.
+    pub elapsed: Duration,
+    /// The exporter's `VmHWM` in KiB, read just before SIGTERM.
+    pub peak_rss_kib: u64,
+    /// CPU the exporter used over its whole life (start-up and idle included: a few ms).
+    pub cpu: Duration,
+    /// CPU moto used while the clock ran, if its process was found.
+    pub moto_cpu: Option<Duration>,
+}
+
+/// Exports `zip` (of `shape`) once into `backend`, checks the result, and cleans up after a
+/// successful run.
+pub async fn run(
+    setup: &Setup,
+    shape: Shape,
+    zip: &Path,
+    backend: Backend,
+    label: &str,
+) -> anyhow::Result<Measured> {
+    let dir = setup.work.join(label);
+    // A run interrupted earlier may have left its directory.
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    // The spool (created and deleted per member) and the store each get a fresh place.
+    spread_subdirectories(&dir);
+    let bucket = Moto::unique_name("bench");
+    if backend == Backend::S3 {
+        setup.moto.create_bucket(&bucket).await;
+    }
+    // A failed run stops the benchmark and leaves its directory for a look.
+    let measured = measure(setup, shape, zip, backend, label, &dir, &bucket).await?;
+    if backend == Backend::S3 {
+        buckets::remove(&setup.s3, &bucket).await?;
+    }
+    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(measured)
+}
+
+async fn measure(
+    setup: &Setup,
+    shape: Shape,
+    zip: &Path,
+    backend: Backend,
+    label: &str,
+    dir: &Path,
+    bucket: &str,
+) -> anyhow::Result<Measured> {
+    let moto = setup.moto;
+    let (export_url, _dead_letter_url) = moto
+        .create_queue_with_dead_letter(&Moto::unique_name("export"), true, VISIBILITY_SECS, 2)
+        .await;
+    let render_url = moto
+        .create_queue(&Moto::unique_name("render"), true, 30, None)
+        .await;
+    let canvas_url = moto
+        .create_queue(&Moto::unique_name("canvas"), true, 30, None)
+        .await;
+    let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
+    // The stand-in's default export task succeeds at once with `export.zip`.
+    benchling.add_download_file("export.zip", zip);
+    let secret_path = dir.join("secret.json");
+    fs::write(&secret_path, secret_json(bucket))?;
+    // Named per run: ext4 starts its search for a top directory's group at a hash of the name.
+    let store_dir = dir.join(format!("store-{label}"));
+    let spool_dir = dir.join(format!("spool-{label}"));
+    fs::create_dir_all(&spool_dir)?;
+    let port = free_port()?;
+
+    let mut env: Vec<(String, String)> = moto.env();
+    env.extend(
+        [
+            ("EXPORT_QUEUE_URL", export_url.clone()),
+            ("RENDER_QUEUE_URL", render_url.clone()),
+            ("CANVAS_QUEUE_URL", canvas_url),
+            ("BenchlingSecret", format!("file:{}", secret_path.display())),
+            ("BENCHLING_API_BASE_URL", benchling.url()),
+            ("EXPORT_FIRST_POLL_MS", "10".to_owned()),
+            ("EXPORT_TEMP_DIR", spool_dir.display().to_string()),
+            ("LOG_LEVEL", "warn".to_owned()),
+            ("HOST", "127.0.0.1".to_owned()),
+            ("PORT", port.to_string()),
+            ("OBJECT_STORE", backend.name().to_owned()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value)),
+    );
+    if backend == Backend::Directory {
+        env.push((
+            "OBJECT_STORE_DIR".to_owned(),
+            store_dir.display().to_string(),
+        ));
+    }
+    env.extend(setup.extra_env.iter().cloned());
+
+    let log_path = setup.logs.join(format!("{label}.log"));
+    let log = File::create(&log_path)?;
+    let mut child = Command::new(&setup.exporter)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", setup.exporter.display()))?;
+    let pid = child.id().context("the exporter exited at once")?;
+    let seen = |e: anyhow::Error| e.context(format!("exporter log: {}", log_path.display()));
+    wait_ready(&mut child, port).await.map_err(seen)?;
+
+    let export_queue = SqsQueue::new(setup.sqs.clone(), export_url);
+    let render_queue = SqsQueue::new(setup.sqs.clone(), render_url);
+    let job = export_job(label)?;
+    sync_disks()?;
+    let moto_meter = CpuMeter::start(setup.moto_pid);
+    let started = Instant::now();
+    export_queue
+        .send(OutgoingMessage::job(job, None))
+        .await
+        .context("sending the export job")?;
+    let body = next_message(&render_queue, &mut child)
+        .await
+        .map_err(seen)?;
+    let elapsed = started.elapsed();
+    let moto_cpu = moto_meter.and_then(|meter| meter.used());
+    let peak_rss_kib = procfs::peak_rss_kib(pid)?;
+    let cpu = procfs::cpu_time(pid)?;
+    terminate(&mut child, pid).await.map_err(seen)?;
+
+    let render = JobEnvelope::<RenderJob>::from_body(&body)
+        .context("the render queue got something other than a render job")?
+        .job;
+    let listed = match &render.files {
+        FileList::Inline { files } => files.len(),
+        FileList::Stored { count, .. } => *count,
+    };
+    if listed != shape.members {
+        bail!(
+            "the render job lists {listed} files; the archive has {}",
+            shape.members
+        );
+    }
+    let prefix = format!("{}/", render.package_prefix);
+    let (count, bytes) = match backend {
+        Backend::S3 => buckets::usage(&setup.s3, bucket, &prefix).await?,
+        Backend::Directory => {
+            let files = shapes::files_below(&store_dir.join(bucket).join(&prefix))?;
+            (files.len(), files.iter().map(|(_, size)| size).sum())
+        }
+    };
+    shapes::check(shape, &format!("the package prefix {prefix}"), count, bytes)?;
+    let requests = benchling.requests_to("POST", "/api/v2/exports").len();
+    if requests != 1 {
+        bail!("the exporter started {requests} exports; a retried job does not measure one export");
+    }
+    Ok(Measured {
+        elapsed,
+        peak_rss_kib,
+        cpu,
+        moto_cpu,
+    })
+}
+
+/// The secret the exporter reads from its file.
+fn secret_json(bucket: &str) -> String {
+    serde_json::json!({
+        "tenant": "standin",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "app_definition_id": "appdef_bench",
+        "user_bucket": bucket,
+        "pkg_prefix": PKG_PREFIX,
+        "pkg_key": "experiment_id",
+        "log_level": "INFO",
+        "enable_webhook_verification": true,
+    })
+    .to_string()
+}
+
+/// An export job for the stand-in's fixture entry, as the ingress writes it.
+fn export_job(label: &str) -> anyhow::Result<ExportJob> {
+    Ok(ExportJob {
+        entry_id: FIXTURE_ENTRY_ID.parse()?,
+        canvas_id: None,
+        base_url: Some("https://standin.benchling.com".into()),
+        trigger: Trigger {
+            event_type: EventType::EntryUpdatedFields,
+            event_id: None,
+            webhook_id: Some(WebhookId::parse(format!(
+                "msg_bench_{}",
+                label.replace('-', "_")
+            ))?),
+            occurred_at: "2025-03-30T23:37:23Z".parse()?,
+            user_id: None,
+        },
+    })
+}
+
+/// Asks the kernel for a free loopback port. Another process could take it before the exporter
+/// binds it; on this single-user benchmark machine that does not happen.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits for `GET /health/ready` to answer 200 (secret loaded, queues reachable).
+async fn wait_ready(child: &mut Child, port: u16) -> anyhow::Result<()> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("the exporter exited before it was ready: {status}");
+        }
+        if status(address, "/health/ready")
+            .await
+            .is_ok_and(|code| code == 200)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("the exporter was not ready within {READY_TIMEOUT:?}")
+}
+
+/// The status code of `GET path`.
+async fn status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
+    let mut stream = TcpStream::connect(address).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut head = [0; 12];
+    stream.read_exact(&mut head).await?;
+    Ok(std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0))
+}
+
+/// The body of the next message on `queue` (long polls of a second, which moto answers as soon
+/// as a message arrives). Fails if the exporter exits first or [`JOB_TIMEOUT`] passes.
+async fn next_message(queue: &SqsQueue, child: &mut Child) -> anyhow::Result<String> {
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(message) = queue
+            .receive(1, Duration::from_secs(1))
+            .await
+            .context("receiving from the render queue")?
+            .into_iter()
+            .next()
+        {
+            return Ok(message.body);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the exporter exited before sending the render job: {status}");
+        }
+    }
+    bail!("no render job within {JOB_TIMEOUT:?}")
+}
+
+/// SIGTERM, then a clean exit within [`EXIT_TIMEOUT`].
+async fn terminate(child: &mut Child, pid: u32) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("kill -TERM {pid} failed: {status}");
+    }
+    let exited = tokio::time::timeout(EXIT_TIMEOUT, child.wait())
+        .await
+        .with_context(|| {
+            format!("the exporter did not exit within {EXIT_TIMEOUT:?} of SIGTERM")
+        })??;
+    if !exited.success() {
+        bail!("the exporter exited with {exited} after SIGTERM");
+    }
+    Ok(())
+}
