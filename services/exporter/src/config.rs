@@ -117,13 +117,11 @@ impl ExporterConfig {
         };
         let download_defaults = DownloadLimits::default();
         let download = DownloadLimits {
-            max_bytes: env
-                .ranged(
-                    "DOWNLOAD_MAX_BYTES",
-                    download_defaults.max_bytes,
-                    1..=u64::MAX,
-                )
-                .unwrap_or(download_defaults.max_bytes),
+            max_bytes: env.ranged_or(
+                "DOWNLOAD_MAX_BYTES",
+                download_defaults.max_bytes,
+                1..=u64::MAX,
+            ),
             timeout: env.seconds_or(
                 "DOWNLOAD_TIMEOUT_SECS",
                 download_defaults.timeout,
@@ -133,34 +131,26 @@ impl ExporterConfig {
         };
         let archive_defaults = ArchiveLimits::default();
         let archive = ArchiveLimits {
-            max_members: env
-                .ranged(
-                    "ARCHIVE_MAX_MEMBERS",
-                    archive_defaults.max_members as u64,
-                    1..=1_000_000,
-                )
-                .map_or(archive_defaults.max_members, |n| n as usize),
-            max_total_bytes: env
-                .ranged(
-                    "ARCHIVE_MAX_TOTAL_BYTES",
-                    archive_defaults.max_total_bytes,
-                    1..=u64::MAX,
-                )
-                .unwrap_or(archive_defaults.max_total_bytes),
-            bomb_ratio: env
-                .ranged(
-                    "ARCHIVE_BOMB_RATIO",
-                    archive_defaults.bomb_ratio,
-                    2..=100_000,
-                )
-                .unwrap_or(archive_defaults.bomb_ratio),
-            bomb_min_bytes: env
-                .ranged(
-                    "ARCHIVE_BOMB_MIN_BYTES",
-                    archive_defaults.bomb_min_bytes,
-                    0..=u64::MAX,
-                )
-                .unwrap_or(archive_defaults.bomb_min_bytes),
+            max_members: env.ranged_or(
+                "ARCHIVE_MAX_MEMBERS",
+                archive_defaults.max_members as u64,
+                1..=1_000_000,
+            ) as usize,
+            max_total_bytes: env.ranged_or(
+                "ARCHIVE_MAX_TOTAL_BYTES",
+                archive_defaults.max_total_bytes,
+                1..=u64::MAX,
+            ),
+            bomb_ratio: env.ranged_or(
+                "ARCHIVE_BOMB_RATIO",
+                archive_defaults.bomb_ratio,
+                2..=100_000,
+            ),
+            bomb_min_bytes: env.ranged_or(
+                "ARCHIVE_BOMB_MIN_BYTES",
+                archive_defaults.bomb_min_bytes,
+                0..=u64::MAX,
+            ),
         };
         let config = Self {
             secret,
@@ -168,14 +158,14 @@ impl ExporterConfig {
             benchling: ClientOptions::from_env(&env),
             queues,
             store,
-            concurrency: env.ranged("WORKER_CONCURRENCY", 2, 1..=64).unwrap_or(2) as usize,
+            concurrency: env.ranged_or("WORKER_CONCURRENCY", 2, 1..=64) as usize,
             visibility: env
                 .optional("VISIBILITY_TIMEOUT_SECS")
                 .map(|_| env.seconds_or("VISIBILITY_TIMEOUT_SECS", Duration::ZERO, 1..=43_200)),
             export,
             download,
             archive,
-            upload_concurrency: env.ranged("UPLOAD_CONCURRENCY", 8, 1..=64).unwrap_or(8) as usize,
+            upload_concurrency: env.ranged_or("UPLOAD_CONCURRENCY", 8, 1..=64) as usize,
             temp_dir: env
                 .optional("EXPORT_TEMP_DIR")
                 .map_or_else(std::env::temp_dir, PathBuf::from),

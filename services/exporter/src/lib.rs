@@ -68,11 +68,7 @@ pub async fn connect(config: &ExporterConfig) -> Connections {
             config.secret,
             Some(bw_config::SecretSource::SecretsManager(_))
         );
-    let aws = if needs_aws {
-        Some(bw_config::aws_sdk_config().await)
-    } else {
-        None
-    };
+    let aws = bw_config::aws_sdk_config_if(needs_aws).await;
     let queues = match (&config.queues, &aws) {
         (
             QueueBackend::Sqs {
@@ -180,13 +176,13 @@ pub async fn run_with_listener(
         .connect_timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| BenchlingError::HttpClient(e.to_string()))?;
-    let handler = ExportWorker::new(
+    let handler = ExportWorker {
         client,
         secret,
         buckets,
         http,
         queues,
-        ExportSettings {
+        settings: ExportSettings {
             export: config.export,
             download: config.download,
             archive: config.archive,
@@ -195,7 +191,7 @@ pub async fn run_with_listener(
                 temp_dir: config.temp_dir.clone(),
             },
         },
-    );
+    };
     worker.run(Arc::new(handler), stop).await?;
     Ok(())
 }

@@ -141,34 +141,21 @@ enum Outcome {
 
 /// The export worker's job handler.
 pub struct ExportWorker {
-    client: BenchlingClient,
-    secret: SecretWatch,
-    buckets: Buckets,
-    http: reqwest::Client,
-    queues: ExportQueues,
-    settings: ExportSettings,
+    /// The Benchling API.
+    pub client: BenchlingClient,
+    /// The secret (bucket and package prefix).
+    pub secret: SecretWatch,
+    /// Where buckets live.
+    pub buckets: Buckets,
+    /// Downloads exports; must not follow redirects.
+    pub http: reqwest::Client,
+    /// The queues.
+    pub queues: ExportQueues,
+    /// Limits and tuning.
+    pub settings: ExportSettings,
 }
 
 impl ExportWorker {
-    /// A handler; `http` downloads exports and must not follow redirects.
-    pub fn new(
-        client: BenchlingClient,
-        secret: SecretWatch,
-        buckets: Buckets,
-        http: reqwest::Client,
-        queues: ExportQueues,
-        settings: ExportSettings,
-    ) -> Self {
-        Self {
-            client,
-            secret,
-            buckets,
-            http,
-            queues,
-            settings,
-        }
-    }
-
     async fn run(&self, job: &ExportJob) -> Result<Outcome, JobError> {
         let secret = self.secret.secret().ok_or_else(|| {
             JobError::Secret(match self.secret.state() {

@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Read as _;
-use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,18 +13,11 @@ use bw_contracts::RenderJob;
 use bw_testkit::archive::{build, stored};
 use bw_testkit::benchling::FIXTURE_ENTRY_ID;
 use bw_testkit::sample::pattern;
+use bw_testkit::stub::free_port;
 use common::{CLIENT_SECRET, PKG_PREFIX, Rig, export_job, next_job, next_message, send};
 
 const MEMBERS: usize = 400;
 const MEMBER_BYTES: usize = 64 * 1024;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(rig: &Rig, port: u16, extra: &[(&str, &str)]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_exporter"));

@@ -80,9 +80,7 @@ impl IngressConfig {
         let host = env.parse_or("HOST", IpAddr::from([0, 0, 0, 0]));
         let port = env.parse_or("PORT", 8080u16);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let workers = env
-            .ranged("INGRESS_WORKERS", cores as u64, 1..=64)
-            .unwrap_or(2) as usize;
+        let workers = env.ranged_or("INGRESS_WORKERS", cores as u64, 1..=64) as usize;
         let secret = env
             .optional("BenchlingSecret")
             .map(|raw| SecretSource::parse(&raw));
@@ -117,9 +115,8 @@ impl IngressConfig {
             _ => QueueBackend::Embedded,
         };
         let batch_linger = env.millis_or("SQS_BATCH_LINGER_MS", Duration::from_millis(5), 0..=100);
-        let replay_capacity = env
-            .ranged("REPLAY_CACHE_CAPACITY", 100_000, 1_000..=10_000_000)
-            .unwrap_or(100_000) as usize;
+        let replay_capacity =
+            env.ranged_or("REPLAY_CACHE_CAPACITY", 100_000, 1_000..=10_000_000) as usize;
         let shutdown_timeout =
             env.seconds_or("SHUTDOWN_TIMEOUT_SECS", Duration::from_secs(25), 0..=600);
         let telemetry = TelemetryConfig::from_env(&env, "benchling-webhook-ingress");

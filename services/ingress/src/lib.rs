@@ -22,11 +22,7 @@ use bw_config::{SecretSource, SecretWatch};
 pub async fn connect(config: &IngressConfig) -> (Queues, SecretWatch) {
     let needs_aws = matches!(config.queues, QueueBackend::Sqs { .. })
         || matches!(config.secret, Some(SecretSource::SecretsManager(_)));
-    let aws = if needs_aws {
-        Some(bw_config::aws_sdk_config().await)
-    } else {
-        None
-    };
+    let aws = bw_config::aws_sdk_config_if(needs_aws).await;
     let queues = match (&config.queues, &aws) {
         (
             QueueBackend::Sqs {

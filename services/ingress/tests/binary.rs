@@ -3,7 +3,7 @@
 //! contain credentials or signatures.
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,16 +13,9 @@ use bw_testkit::jwks::JwksServer;
 use bw_testkit::moto::Moto;
 use bw_testkit::otlp::OtlpSink;
 use bw_testkit::signer::{SigningKey, now_unix};
+use bw_testkit::stub::free_port;
 
 const CLIENT_SECRET: &str = "binary-test-client-secret";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn secret_file(verify: bool) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!(

@@ -87,10 +87,11 @@ pub enum LocalError {
 
 /// Runs the services until `stop` turns true, then stops them gracefully.
 pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result<(), LocalError> {
-    let aws = match &config.ingress.secret {
-        Some(bw_config::SecretSource::SecretsManager(_)) => Some(bw_config::aws_sdk_config().await),
-        _ => None,
-    };
+    let aws = bw_config::aws_sdk_config_if(matches!(
+        config.ingress.secret,
+        Some(bw_config::SecretSource::SecretsManager(_))
+    ))
+    .await;
     let secret = SecretWatch::connect(
         config.ingress.secret.as_ref(),
         aws.as_ref(),

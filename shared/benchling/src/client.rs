@@ -74,13 +74,11 @@ impl ClientOptions {
             Some(parsed)
         });
         let retry = RetryOptions {
-            max_attempts: env
-                .ranged(
-                    "BENCHLING_MAX_ATTEMPTS",
-                    u64::from(defaults.retry.max_attempts),
-                    1..=10,
-                )
-                .map_or(defaults.retry.max_attempts, |n| n as u32),
+            max_attempts: env.ranged_or(
+                "BENCHLING_MAX_ATTEMPTS",
+                u64::from(defaults.retry.max_attempts),
+                1..=10,
+            ) as u32,
             initial_backoff: env.millis_or(
                 "BENCHLING_RETRY_INITIAL_MS",
                 defaults.retry.initial_backoff,
@@ -89,13 +87,11 @@ impl ClientOptions {
             ..defaults.retry
         };
         let rate_limit = RateLimit {
-            requests: env
-                .ranged(
-                    "BENCHLING_RATE_LIMIT",
-                    u64::from(defaults.rate_limit.requests),
-                    1..=10_000,
-                )
-                .map_or(defaults.rate_limit.requests, |n| n as u32),
+            requests: env.ranged_or(
+                "BENCHLING_RATE_LIMIT",
+                u64::from(defaults.rate_limit.requests),
+                1..=10_000,
+            ) as u32,
             ..defaults.rate_limit
         };
         Self {

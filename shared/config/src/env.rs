@@ -181,6 +181,11 @@ impl Env {
         }
     }
 
+    /// An integer within `range`, or `default` when unset or refused (the refusal is recorded).
+    pub fn ranged_or(&self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+        self.ranged(name, default, range).unwrap_or(default)
+    }
+
     /// A boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case), or `default`.
     pub fn flag_or(&self, name: &str, default: bool) -> bool {
         match self.optional(name) {

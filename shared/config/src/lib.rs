@@ -11,6 +11,16 @@ pub use env::{ConfigError, Env, FieldError};
 pub use secret::{BenchlingSecret, Redacted, SecretError, SecretLoader, SecretSource};
 pub use watch::{SecretState, SecretWatch, SecretWatchOptions};
 
+/// [`aws_sdk_config`] when `needed`, so services that touch no AWS resource never look for
+/// credentials.
+pub async fn aws_sdk_config_if(needed: bool) -> Option<aws_config::SdkConfig> {
+    if needed {
+        Some(aws_sdk_config().await)
+    } else {
+        None
+    }
+}
+
 /// Loads the AWS SDK configuration from the standard sources (environment, ECS task role,
 /// profile). `AWS_ENDPOINT_URL` points every client at an emulator in tests.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {

@@ -5,8 +5,7 @@
 //! mid-write leaves at most a temporary file, never a partial object; temporary files are named
 //! with [`TEMP_MARKER`], which `list` skips and keys may not use. Nothing is fsynced: this store
 //! backs the one-process local pipeline, whose in-process queues do not survive a machine crash
-//! either, and an fsync per object made it several times slower than `unzip` for exports of many
-//! small files.
+//! either, so durability per object would buy nothing.
 //!
 //! The content type is not stored (no sidecar files, whose names could collide with keys, and
 //! no extended attributes, which not every filesystem has): `head` reports `content_type: None`

@@ -6,11 +6,12 @@
 //! 100 ms target.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bw_testkit::stub::free_port;
 
 /// Longest wait for one start-up.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +42,7 @@ pub fn startup(runs: usize, program: &[String]) -> anyhow::Result<()> {
 }
 
 fn once(program: &str, args: &[String]) -> anyhow::Result<Run> {
-    let port = free_port()?;
+    let port = free_port();
     let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
@@ -59,13 +60,6 @@ fn once(program: &str, args: &[String]) -> anyhow::Result<Run> {
     let _ = child.kill();
     child.wait().context("waiting for the service to exit")?;
     timings
-}
-
-/// Asks the kernel for a free loopback port. Another process could take it before the service
-/// binds it; on this single-user benchmark machine that does not happen.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Polls `path` until it answers 200; returns the time since `started`.

@@ -49,6 +49,24 @@ const BULK_GETS: &[(&str, &str, &str, &str)] = &[
     ("entry", "entries", "entryIds", "entries"),
 ];
 
+/// A Benchling secret (the JSON of `BenchlingSecret`) for services that talk to a stand-in
+/// started with these OAuth client credentials: tenant `standin`, packages under `benchling/`
+/// in `bucket`, webhook verification on.
+pub fn secret_json(client_id: &str, client_secret: &str, bucket: &str) -> String {
+    json!({
+        "tenant": "standin",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "app_definition_id": "appdef_standin",
+        "user_bucket": bucket,
+        "pkg_prefix": "benchling",
+        "pkg_key": "experiment_id",
+        "log_level": "INFO",
+        "enable_webhook_verification": true,
+    })
+    .to_string()
+}
+
 /// A request as the stand-in received it; an `Authorization` value is cut to its scheme
 /// (`Bearer`), so recordings never hold credentials.
 pub type RecordedRequest = StubRequest;

@@ -221,6 +221,53 @@ impl Moto {
     }
 }
 
+/// The FIFO queues of a worker stage: its input queue with a dead-letter queue, and the render
+/// and canvas queues it writes to.
+#[derive(Clone, Debug)]
+pub struct WorkerQueues {
+    /// `EXPORT_QUEUE_URL`.
+    pub export: String,
+    /// The export queue's dead-letter queue.
+    pub export_dead_letter: String,
+    /// `RENDER_QUEUE_URL`.
+    pub render: String,
+    /// `CANVAS_QUEUE_URL`.
+    pub canvas: String,
+}
+
+impl Moto {
+    /// Creates uniquely named [`WorkerQueues`]: the export queue with the given visibility
+    /// timeout and receives before dead-lettering, the others with 30 s and none.
+    ///
+    /// # Panics
+    ///
+    /// If moto refuses a queue.
+    pub async fn create_worker_queues(
+        &self,
+        visibility_timeout_secs: u32,
+        max_receives: u32,
+    ) -> WorkerQueues {
+        let (export, export_dead_letter) = self
+            .create_queue_with_dead_letter(
+                &Self::unique_name("export"),
+                true,
+                visibility_timeout_secs,
+                max_receives,
+            )
+            .await;
+        WorkerQueues {
+            export,
+            export_dead_letter,
+            render: self
+                .create_queue(&Self::unique_name("render"), true, 30, None)
+                .await,
+            canvas: self
+                .create_queue(&Self::unique_name("canvas"), true, 30, None)
+                .await,
+        }
+    }
+}
+
 /// Starts moto and then parks forever: `PR_SET_PDEATHSIG` fires when the *thread* that spawned
 /// the child exits, so this thread must last as long as the process.
 fn run_server(program: OsString, port: mpsc::Sender<Result<u16, String>>) {

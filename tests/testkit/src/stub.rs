@@ -204,3 +204,15 @@ fn read_request(reader: &mut impl BufRead) -> Option<(StubRequest, bool)> {
         .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     Some((request, close))
 }
+
+/// A free port on 127.0.0.1, for a server started later (a test or benchmark binary). Another
+/// process could take it in between; on a test machine that does not happen in practice.
+///
+/// # Panics
+/// When the kernel has no free port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}

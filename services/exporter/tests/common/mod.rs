@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bw_contracts::{ExportJob, Job, JobEnvelope, Trigger, WebhookId};
 use bw_queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
-use bw_testkit::benchling::BenchlingStandIn;
+use bw_testkit::benchling::{BenchlingStandIn, secret_json};
 use bw_testkit::moto::Moto;
 use serde_json::Value;
 
@@ -50,31 +50,20 @@ impl Rig {
         let moto = Moto::shared();
         let bucket = Moto::unique_name("exporter");
         moto.create_bucket(&bucket).await;
-        let (export_url, dead_letter_url) = moto
-            .create_queue_with_dead_letter(
-                &Moto::unique_name("export"),
-                true,
-                visibility_secs,
-                max_receives,
-            )
-            .await;
-        let render_url = moto
-            .create_queue(&Moto::unique_name("render"), true, 30, None)
-            .await;
-        let canvas_url = moto
-            .create_queue(&Moto::unique_name("canvas"), true, 30, None)
+        let queues = moto
+            .create_worker_queues(visibility_secs, max_receives)
             .await;
         let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
         let dir = tempfile::tempdir().unwrap();
         let secret_path = dir.path().join("secret.json");
-        std::fs::write(&secret_path, secret_json(&bucket)).unwrap();
+        std::fs::write(&secret_path, secret_json(CLIENT_ID, CLIENT_SECRET, &bucket)).unwrap();
         Self {
             moto,
             bucket,
-            export_url,
-            dead_letter_url,
-            render_url,
-            canvas_url,
+            export_url: queues.export,
+            dead_letter_url: queues.export_dead_letter,
+            render_url: queues.render,
+            canvas_url: queues.canvas,
             benchling,
             secret_path,
             _dir: dir,
@@ -174,22 +163,6 @@ impl Rig {
             .await
             .unwrap();
     }
-}
-
-/// A valid secret naming `bucket`.
-pub fn secret_json(bucket: &str) -> String {
-    serde_json::json!({
-        "tenant": "standin",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "app_definition_id": "appdef_exporter",
-        "user_bucket": bucket,
-        "pkg_prefix": PKG_PREFIX,
-        "pkg_key": "experiment_id",
-        "log_level": "INFO",
-        "enable_webhook_verification": true,
-    })
-    .to_string()
 }
 
 /// The fixture's entry object (`GET /entries/etr_0uKCQZ8f` → `entry`).

@@ -11,18 +11,11 @@ use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, TaskScript};
 use bw_testkit::jwks::JwksServer;
 use bw_testkit::sample::pattern;
 use bw_testkit::signer::{SigningKey, now_unix};
+use bw_testkit::stub::free_port;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::harness::{APP, fixture, secret_json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn an_entry_webhook_becomes_the_entrys_files_on_disk() {

@@ -4,7 +4,7 @@
 //! written.
 
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bw_contracts::{EventType, ExportJob, FileList, JobEnvelope, RenderJob, Trigger, WebhookId};
 use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
-use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
-use bw_testkit::moto::Moto;
+use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, secret_json};
+use bw_testkit::moto::{Moto, WorkerQueues};
+use bw_testkit::stub::free_port;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -27,8 +28,6 @@ use crate::{Backend, spread_subdirectories, sync_disks};
 const CLIENT_ID: &str = "bench-client";
 /// Its secret.
 const CLIENT_SECRET: &str = "bench-secret";
-/// The `pkg_prefix` of the secret.
-const PKG_PREFIX: &str = "benchling";
 
 /// Longest wait for `/health/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,25 +110,22 @@ async fn measure(
     bucket: &str,
 ) -> anyhow::Result<Measured> {
     let moto = setup.moto;
-    let (export_url, _dead_letter_url) = moto
-        .create_queue_with_dead_letter(&Moto::unique_name("export"), true, VISIBILITY_SECS, 2)
-        .await;
-    let render_url = moto
-        .create_queue(&Moto::unique_name("render"), true, 30, None)
-        .await;
-    let canvas_url = moto
-        .create_queue(&Moto::unique_name("canvas"), true, 30, None)
-        .await;
+    let WorkerQueues {
+        export: export_url,
+        render: render_url,
+        canvas: canvas_url,
+        ..
+    } = moto.create_worker_queues(VISIBILITY_SECS, 2).await;
     let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
     // The stand-in's default export task succeeds at once with `export.zip`.
     benchling.add_download_file("export.zip", zip);
     let secret_path = dir.join("secret.json");
-    fs::write(&secret_path, secret_json(bucket))?;
+    fs::write(&secret_path, secret_json(CLIENT_ID, CLIENT_SECRET, bucket))?;
     // Named per run: ext4 starts its search for a top directory's group at a hash of the name.
     let store_dir = dir.join(format!("store-{label}"));
     let spool_dir = dir.join(format!("spool-{label}"));
     fs::create_dir_all(&spool_dir)?;
-    let port = free_port()?;
+    let port = free_port();
 
     let mut env: Vec<(String, String)> = moto.env();
     env.extend(
@@ -224,22 +220,6 @@ async fn measure(
     })
 }
 
-/// The secret the exporter reads from its file.
-fn secret_json(bucket: &str) -> String {
-    serde_json::json!({
-        "tenant": "standin",
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "app_definition_id": "appdef_bench",
-        "user_bucket": bucket,
-        "pkg_prefix": PKG_PREFIX,
-        "pkg_key": "experiment_id",
-        "log_level": "INFO",
-        "enable_webhook_verification": true,
-    })
-    .to_string()
-}
-
 /// An export job for the stand-in's fixture entry, as the ingress writes it.
 fn export_job(label: &str) -> anyhow::Result<ExportJob> {
     Ok(ExportJob {
@@ -257,13 +237,6 @@ fn export_job(label: &str) -> anyhow::Result<ExportJob> {
             user_id: None,
         },
     })
-}
-
-/// Asks the kernel for a free loopback port. Another process could take it before the exporter
-/// binds it; on this single-user benchmark machine that does not happen.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Waits for `GET /health/ready` to answer 200 (secret loaded, queues reachable).
