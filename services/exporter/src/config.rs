@@ -1,13 +1,12 @@
 //! The exporter configuration: one typed struct, read from the environment in one place and
 //! validated at start-up (every bad or missing field is named).
 
-use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bw_benchling::ClientOptions;
-use bw_config::{ConfigError, Env, FieldError, SecretSource, SecretWatchOptions};
+use bw_config::{ConfigError, Env, SecretSource, SecretWatchOptions, StoreBackend};
 use bw_telemetry::TelemetryConfig;
+use bw_worker::WorkerConfig;
 
 use crate::archive::ArchiveLimits;
 use crate::download::DownloadLimits;
@@ -29,15 +28,6 @@ pub enum QueueBackend {
     },
 }
 
-/// Where the package files are written.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreBackend {
-    /// Amazon S3: the bucket named in the Benchling secret.
-    S3,
-    /// A local directory with one folder per bucket (the embedded default).
-    Directory(PathBuf),
-}
-
 /// Everything the exporter needs to run.
 #[derive(Clone, Debug)]
 pub struct ExporterConfig {
@@ -53,10 +43,8 @@ pub struct ExporterConfig {
     /// `OBJECT_STORE` (`s3` or `directory`; default `s3` with SQS queues, `directory` without)
     /// and `OBJECT_STORE_DIR` (default `.local/buckets`).
     pub store: StoreBackend,
-    /// `WORKER_CONCURRENCY`: export jobs run at once (default 2).
-    pub concurrency: usize,
-    /// `VISIBILITY_TIMEOUT_SECS`: overrides the queue's own visibility timeout.
-    pub visibility: Option<Duration>,
+    /// Concurrency (`WORKER_CONCURRENCY`, default 2), visibility, probes and stop grace.
+    pub worker: WorkerConfig,
     /// `EXPORT_DEADLINE_SECS` (default 1800), `EXPORT_FIRST_POLL_MS` (1000),
     /// `EXPORT_MAX_POLL_SECS` (15).
     pub export: ExportOptions,
@@ -69,12 +57,6 @@ pub struct ExporterConfig {
     pub upload_concurrency: usize,
     /// `EXPORT_TEMP_DIR`: where downloads and members are spooled (default: the system's).
     pub temp_dir: PathBuf,
-    /// `HOST` and `PORT` (default `0.0.0.0:8080`) of the health probes.
-    pub probe_host: IpAddr,
-    /// See `probe_host`; 0 picks a free port.
-    pub probe_port: u16,
-    /// `SHUTDOWN_TIMEOUT_SECS`: how long running jobs may finish after SIGTERM (default 25).
-    pub shutdown_timeout: Duration,
     /// Logging and tracing.
     pub telemetry: TelemetryConfig,
 }
@@ -96,7 +78,7 @@ impl ExporterConfig {
             },
             _ => QueueBackend::Embedded,
         };
-        let store = store_backend(&env, &queues);
+        let store = StoreBackend::from_env(&env, matches!(queues, QueueBackend::Sqs { .. }));
         let export_defaults = ExportOptions::default();
         let export = ExportOptions {
             first_poll: env.millis_or(
@@ -158,10 +140,7 @@ impl ExporterConfig {
             benchling: ClientOptions::from_env(&env),
             queues,
             store,
-            concurrency: env.ranged_or("WORKER_CONCURRENCY", 2, 1..=64) as usize,
-            visibility: env
-                .optional("VISIBILITY_TIMEOUT_SECS")
-                .map(|_| env.seconds_or("VISIBILITY_TIMEOUT_SECS", Duration::ZERO, 1..=43_200)),
+            worker: WorkerConfig::from_env(&env, 2),
             export,
             download,
             archive,
@@ -169,44 +148,16 @@ impl ExporterConfig {
             temp_dir: env
                 .optional("EXPORT_TEMP_DIR")
                 .map_or_else(std::env::temp_dir, PathBuf::from),
-            probe_host: env.parse_or("HOST", IpAddr::from([0, 0, 0, 0])),
-            probe_port: env.parse_or("PORT", 8080u16),
-            shutdown_timeout: env.seconds_or(
-                "SHUTDOWN_TIMEOUT_SECS",
-                Duration::from_secs(25),
-                0..=600,
-            ),
             telemetry: TelemetryConfig::from_env(&env, "benchling-webhook-exporter"),
         };
         env.finish(config)
     }
 }
 
-fn store_backend(env: &Env, queues: &QueueBackend) -> StoreBackend {
-    let directory = || {
-        StoreBackend::Directory(
-            env.optional("OBJECT_STORE_DIR")
-                .map_or_else(|| PathBuf::from(".local/buckets"), PathBuf::from),
-        )
-    };
-    match env.optional("OBJECT_STORE").as_deref() {
-        Some("s3") => StoreBackend::S3,
-        Some("directory") => directory(),
-        Some(_) => {
-            env.record(FieldError::invalid(
-                "OBJECT_STORE",
-                "must be s3 or directory",
-            ));
-            directory()
-        }
-        None if matches!(queues, QueueBackend::Sqs { .. }) => StoreBackend::S3,
-        None => directory(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn defaults_are_embedded_with_a_directory_store() {
@@ -218,7 +169,7 @@ mod tests {
         );
         assert_eq!(config.export.deadline, Duration::from_secs(1800));
         assert_eq!(config.archive, ArchiveLimits::default());
-        assert!(config.visibility.is_none());
+        assert!(config.worker.visibility.is_none());
     }
 
     #[test]
@@ -233,7 +184,7 @@ mod tests {
         .unwrap();
         assert!(matches!(config.queues, QueueBackend::Sqs { .. }));
         assert_eq!(config.store, StoreBackend::S3);
-        assert_eq!(config.visibility, Some(Duration::from_secs(60)));
+        assert_eq!(config.worker.visibility, Some(Duration::from_secs(60)));
     }
 
     #[test]

@@ -17,14 +17,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bw_benchling::{BenchlingClient, BenchlingError};
-use bw_config::{SecretState, SecretWatch};
+use bw_config::{SecretWatch, StoreBackend};
 use bw_queue::{EmbeddedQueue, QueueError, SqsQueue};
 use bw_store::Buckets;
-use bw_worker::{Worker, WorkerOptions, serve_probes};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{ExporterConfig, QueueBackend, StoreBackend};
+pub use config::{ExporterConfig, QueueBackend};
 pub use worker::{ExportQueues, ExportSettings, ExportWorker};
 
 use crate::publish::UploadOptions;
@@ -97,11 +96,7 @@ pub async fn connect(config: &ExporterConfig) -> Connections {
             }
         }
     };
-    let buckets = match (&config.store, &aws) {
-        (StoreBackend::S3, Some(aws)) => Buckets::S3(bw_store::s3_client(aws)),
-        (StoreBackend::Directory(root), _) => Buckets::Directory(root.clone()),
-        (StoreBackend::S3, None) => unreachable!("S3 always loads the AWS configuration"),
-    };
+    let buckets = Buckets::for_backend(&config.store, aws.as_ref());
     let secret = SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch);
     Connections {
         queues,
@@ -111,7 +106,7 @@ pub async fn connect(config: &ExporterConfig) -> Connections {
 }
 
 /// Serves the probes and consumes export jobs until `stop` turns true; running jobs then get
-/// `config.shutdown_timeout` to finish before they are released to other consumers.
+/// the shutdown timeout to finish before they are released to other consumers.
 ///
 /// Nothing is consumed before the Benchling secret has loaded, so jobs wait in the queue
 /// rather than fail while the secret is missing.
@@ -120,7 +115,7 @@ pub async fn run(
     connections: Connections,
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let addr = SocketAddr::new(config.probe_host, config.probe_port);
+    let addr = SocketAddr::new(config.worker.probe_host, config.worker.probe_port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| RunError::Bind { addr, source })?;
@@ -132,56 +127,24 @@ pub async fn run_with_listener(
     config: &ExporterConfig,
     connections: Connections,
     listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let Connections {
         queues,
-        mut secret,
-        buckets,
-    } = connections;
-    let client = BenchlingClient::new(Arc::new(secret.clone()), config.benchling.clone())?;
-    let worker = Worker::new(
-        Arc::clone(&queues.export),
-        WorkerOptions {
-            concurrency: config.concurrency,
-            visibility: config.visibility,
-            shutdown_grace: config.shutdown_timeout,
-            ..WorkerOptions::default()
-        },
-    );
-    let health = worker.health();
-    let probe_secret = secret.clone();
-    let readiness = move || match probe_secret.state() {
-        SecretState::Ready(_) => health.check(),
-        SecretState::Loading => Err("the Benchling secret is loading".to_owned()),
-        SecretState::Unavailable { error, .. } => Err(error),
-    };
-    tracing::info!(
-        probes = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
-        queue = queues.export.name(),
-        store = %buckets.describe(),
-        "exporter starting"
-    );
-    tokio::spawn(serve_probes(listener, Arc::new(readiness), stop.clone()));
-
-    if secret.secret().is_none() {
-        tracing::info!("waiting for the Benchling secret before consuming");
-    }
-    tokio::select! {
-        _ = secret.ready() => {}
-        _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
-    }
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| BenchlingError::HttpClient(e.to_string()))?;
-    let handler = ExportWorker {
-        client,
         secret,
         buckets,
-        http,
-        queues,
+    } = connections;
+    tracing::info!(store = %buckets.describe(), "exporter starting");
+    let handler = ExportWorker {
+        client: BenchlingClient::new(Arc::new(secret.clone()), config.benchling.clone())?,
+        secret: secret.clone(),
+        buckets,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| BenchlingError::HttpClient(e.to_string()))?,
+        queues: queues.clone(),
         settings: ExportSettings {
             export: config.export,
             download: config.download,
@@ -192,6 +155,14 @@ pub async fn run_with_listener(
             },
         },
     };
-    worker.run(Arc::new(handler), stop).await?;
+    bw_worker::serve(
+        &config.worker,
+        queues.export,
+        secret,
+        listener,
+        Arc::new(handler),
+        stop,
+    )
+    .await?;
     Ok(())
 }

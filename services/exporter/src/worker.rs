@@ -16,9 +16,7 @@ use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, BenchlingError, Entry};
 use bw_config::{SecretState, SecretWatch};
 use bw_contracts::bookkeeping::{self, PublishedRecord};
-use bw_contracts::{
-    CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob, Trigger,
-};
+use bw_contracts::{CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob};
 use bw_queue::{OutgoingMessage, Queue, QueueError};
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
@@ -301,18 +299,13 @@ impl ExportWorker {
     }
 
     async fn send_canvas(&self, job: &ExportJob, action: CanvasAction) -> Result<(), JobError> {
-        let canvas = CanvasJob {
-            canvas_id: job.canvas_id.clone(),
-            entry_id: Some(job.entry_id.clone()),
-            feature_id: None,
-            app_id: None,
+        let canvas = CanvasJob::follow_up(
+            job.entry_id.clone(),
+            job.canvas_id.clone(),
             action,
-            trigger: Trigger {
-                webhook_id: None,
-                occurred_at: chrono::Utc::now(),
-                ..job.trigger.clone()
-            },
-        };
+            &job.trigger,
+            chrono::Utc::now(),
+        );
         send(self.queues.canvas.as_ref(), canvas).await
     }
 }

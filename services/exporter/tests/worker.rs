@@ -453,7 +453,7 @@ async fn embedded_defaults_export_into_a_directory() {
     let config = ExporterConfig::from_env(env).unwrap();
     assert_eq!(
         config.store,
-        bw_exporter::StoreBackend::Directory(buckets.path().to_owned())
+        bw_config::StoreBackend::Directory(buckets.path().to_owned())
     );
     let worker = spawn(
         config,

@@ -1,16 +1,20 @@
-//! Every service in one process, for a laptop: the ingress and the workers share in-process
-//! queues and a directory of buckets, so one command runs the whole pipeline without AWS.
+//! Every service in one process, for a laptop: the ingress, the exporter and the packager share
+//! in-process queues and a directory of buckets, so one command runs the whole pipeline without
+//! AWS. Quilt's packager messages are logged, since no Quilt stack reads them locally.
 //!
 //! Each service reads its own configuration from the same environment, exactly as its binary
 //! does; only the queues and the store are shared here instead of named by URL.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bw_config::StoreBackend;
 use bw_config::{ConfigError, Env, FieldError, SecretWatch};
-use bw_exporter::{Connections, ExportQueues, ExporterConfig, StoreBackend};
+use bw_exporter::{ExportQueues, ExporterConfig};
 use bw_ingress::{Ingress, IngressConfig, Queues};
-use bw_queue::{EmbeddedQueue, Queue};
+use bw_packager::{PackagerConfig, PackagerQueues};
+use bw_queue::{EmbeddedOptions, EmbeddedQueue, Queue};
 use bw_store::Buckets;
 use bw_testkit::archive::{build, deflated};
 use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
@@ -24,6 +28,8 @@ pub struct LocalConfig {
     pub ingress: IngressConfig,
     /// The exporter's.
     pub exporter: ExporterConfig,
+    /// The packager's.
+    pub packager: PackagerConfig,
     /// Where the buckets live (`OBJECT_STORE_DIR`, default `.local/buckets`).
     pub buckets: PathBuf,
     /// `LOCAL_BENCHLING_STAND_IN`: serve Benchling's API from a stand-in on loopback (the
@@ -38,7 +44,8 @@ impl LocalConfig {
         let mut errors = Vec::new();
         let ingress = IngressConfig::from_env(env()).map_err(|e| errors.extend(e.0));
         let exporter = ExporterConfig::from_env(env()).map_err(|e| errors.extend(e.0));
-        let (Ok(ingress), Ok(exporter)) = (ingress, exporter) else {
+        let packager = PackagerConfig::from_env(env()).map_err(|e| errors.extend(e.0));
+        let (Ok(ingress), Ok(exporter), Ok(packager)) = (ingress, exporter, packager) else {
             return Err(ConfigError(errors));
         };
         if !matches!(exporter.queues, bw_exporter::QueueBackend::Embedded) {
@@ -68,6 +75,7 @@ impl LocalConfig {
         Ok(Self {
             ingress,
             exporter,
+            packager,
             buckets,
             stand_in,
         })
@@ -83,6 +91,9 @@ pub enum LocalError {
     /// The exporter failed.
     #[error("exporter: {0}")]
     Exporter(#[from] bw_exporter::RunError),
+    /// The packager failed, or its README template is unusable.
+    #[error("packager: {0}")]
+    Packager(#[from] bw_packager::RunError),
 }
 
 /// Runs the services until `stop` turns true, then stops them gracefully.
@@ -100,7 +111,8 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
     // Kept alive until the pipeline stops.
     let _stand_in = if config.stand_in {
         let stand_in = start_stand_in(&secret).await;
-        config.exporter.benchling.base_url = Some(stand_in.0);
+        config.exporter.benchling.base_url = Some(stand_in.0.clone());
+        config.packager.benchling.base_url = Some(stand_in.0);
         Some(stand_in.1)
     } else {
         None
@@ -130,40 +142,69 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
             server.stop(true).await;
         }
     });
-    // The ingress answers the probes for the whole process; the exporter's go to a free port.
-    let probes = TcpListener::bind((config.ingress.host, 0))
-        .await
-        .map_err(LocalError::Ingress)?;
+    let readme = bw_packager::load_template(config.packager.readme_template.as_ref(), None).await?;
+    let quilt: Arc<dyn Queue> = EmbeddedQueue::new(EmbeddedOptions::new("quilt-packager"));
+    tokio::spawn(show_packager_messages(Arc::clone(&quilt), stop.clone()));
     tracing::info!(
         buckets = %config.buckets.display(),
         ingress = %ingress.addr(),
-        "local pipeline running: ingress and exporter on in-process queues"
+        "local pipeline running: ingress, exporter and packager on in-process queues"
     );
-    let exporter_config = config.exporter.clone();
-    let exporter = tokio::spawn(async move {
-        bw_exporter::run_with_listener(
-            &exporter_config,
-            Connections {
-                queues: ExportQueues {
-                    export,
-                    render,
-                    canvas,
-                },
-                secret,
-                buckets: Buckets::Directory(config.buckets),
+    // The ingress answers the probes for the whole process; the workers' go to free ports.
+    let probes = || TcpListener::bind((config.ingress.host, 0));
+    let (exporter_probes, packager_probes) = (
+        probes().await.map_err(LocalError::Ingress)?,
+        probes().await.map_err(LocalError::Ingress)?,
+    );
+    let buckets = Buckets::Directory(config.buckets.clone());
+    let exporter = bw_exporter::run_with_listener(
+        &config.exporter,
+        bw_exporter::Connections {
+            queues: ExportQueues {
+                export,
+                render: Arc::clone(&render),
+                canvas: Arc::clone(&canvas),
             },
-            probes,
-            stop,
-        )
-        .await
-    });
-    ingress.run().await.map_err(LocalError::Ingress)?;
-    match exporter.await {
-        Ok(result) => result?,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => {}
-    }
+            secret: secret.clone(),
+            buckets: buckets.clone(),
+        },
+        exporter_probes,
+        stop.clone(),
+    );
+    let packager = bw_packager::run_with_listener(
+        &config.packager,
+        bw_packager::Connections {
+            queues: PackagerQueues {
+                render,
+                canvas,
+                packager: quilt,
+            },
+            secret,
+            buckets,
+            readme,
+        },
+        packager_probes,
+        stop,
+    );
+    let (ingress, exporter, packager) = tokio::join!(ingress.run(), exporter, packager);
+    ingress.map_err(LocalError::Ingress)?;
+    exporter?;
+    packager?;
     Ok(())
+}
+
+/// Logs what would go to Quilt's packager queue: locally there is no Quilt to read it.
+async fn show_packager_messages(queue: Arc<dyn Queue>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let received = tokio::select! {
+            received = queue.receive(10, Duration::from_secs(20)) => received,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        for message in received.unwrap_or_default() {
+            tracing::info!(message = %message.body, "Quilt packager message (no Quilt stack locally)");
+            let _ = queue.delete(&message.receipt).await;
+        }
+    }
 }
 
 /// Starts the Benchling stand-in once the secret has loaded (it accepts the secret's OAuth

@@ -18,7 +18,7 @@ use url::{Host, Url};
 use crate::auth::{AccessToken, CredentialSource, Credentials, TokenCache};
 use crate::error::{BenchlingError, TransportKind};
 use crate::model::{
-    AppCanvas, AppCanvasFields, Entry, EntryFields, NameLookup, NewAppCanvas, TaskId, TaskStatus,
+    AppCanvas, AppCanvasFields, Entry, NameLookup, NewAppCanvas, TaskId, TaskStatus,
 };
 use crate::ratelimit::{RateLimit, RateLimiter};
 use crate::retry::{RetryOptions, is_retryable_status, server_hint};
@@ -248,8 +248,7 @@ impl BenchlingClient {
             .map(Value::take)
             .filter(Value::is_object)
             .ok_or_else(|| invalid(&call, "no `entry` object"))?;
-        let fields = EntryFields::deserialize(&raw).map_err(|e| invalid(&call, e))?;
-        Ok(Entry::new(fields, raw))
+        Entry::from_value(raw).map_err(|e| invalid(&call, e))
     }
 
     /// `POST /exports {"id": entry}`: starts an export and returns its task.

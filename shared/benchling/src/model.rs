@@ -76,10 +76,12 @@ pub struct Entry {
 /// The typed part of an entry, read from the raw object.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct EntryFields {
+struct EntryFields {
     pub(crate) id: EntryId,
     #[serde(default)]
     pub(crate) display_id: Option<String>,
+    // Benchling may omit the name of an unnamed entry.
+    #[serde(default)]
     pub(crate) name: String,
     #[serde(rename = "webURL")]
     pub(crate) web_url: String,
@@ -92,7 +94,14 @@ pub(crate) struct EntryFields {
 }
 
 impl Entry {
-    pub(crate) fn new(fields: EntryFields, raw: Value) -> Self {
+    /// Reads an entry object as `GET /entries/{id}` returns it under `entry` (for example a
+    /// stored claim check).
+    pub fn from_value(raw: Value) -> Result<Self, serde_json::Error> {
+        let fields = EntryFields::deserialize(&raw)?;
+        Ok(Self::new(fields, raw))
+    }
+
+    fn new(fields: EntryFields, raw: Value) -> Self {
         Self {
             display_id: fields
                 .display_id

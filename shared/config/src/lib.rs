@@ -5,10 +5,12 @@
 pub mod env;
 pub mod mask;
 pub mod secret;
+pub mod store;
 pub mod watch;
 
 pub use env::{ConfigError, Env, FieldError};
 pub use secret::{BenchlingSecret, Redacted, SecretError, SecretLoader, SecretSource};
+pub use store::StoreBackend;
 pub use watch::{SecretState, SecretWatch, SecretWatchOptions};
 
 /// [`aws_sdk_config`] when `needed`, so services that touch no AWS resource never look for

@@ -173,6 +173,11 @@ pub enum CanvasAction {
     },
     /// The app was installed or activation was requested: set up the app's home canvas.
     AppHome,
+    /// The packager announced a new version to Quilt: show "Updated at" with this time.
+    Published {
+        /// When the packager message was sent.
+        published_at: DateTime<Utc>,
+    },
     /// An export failed for good: show the reason on the entry's canvas.
     ExportFailed {
         /// Why, in words a user can act on (no URLs or credentials).
@@ -199,6 +204,31 @@ pub struct CanvasJob {
     pub action: CanvasAction,
     /// What caused it.
     pub trigger: Trigger,
+}
+
+impl CanvasJob {
+    /// A job one worker sends for an entry's canvas about work it did for `cause`; deduplicated
+    /// by the time `at`, not by the original delivery.
+    pub fn follow_up(
+        entry_id: EntryId,
+        canvas_id: Option<CanvasId>,
+        action: CanvasAction,
+        cause: &Trigger,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            canvas_id,
+            entry_id: Some(entry_id),
+            feature_id: None,
+            app_id: None,
+            action,
+            trigger: Trigger {
+                webhook_id: None,
+                occurred_at: at,
+                ..cause.clone()
+            },
+        }
+    }
 }
 
 impl Job for CanvasJob {

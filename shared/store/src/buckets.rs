@@ -26,6 +26,23 @@ impl fmt::Debug for Buckets {
 }
 
 impl Buckets {
+    /// The buckets of a configured backend; S3 needs `aws`.
+    ///
+    /// # Panics
+    /// When the backend is S3 and `aws` is `None`: services load the AWS configuration whenever
+    /// something lives in AWS.
+    pub fn for_backend(
+        backend: &bw_config::StoreBackend,
+        aws: Option<&aws_config::SdkConfig>,
+    ) -> Self {
+        match backend {
+            bw_config::StoreBackend::S3 => Self::S3(crate::s3_client(
+                aws.expect("the AWS configuration is loaded for an S3 store"),
+            )),
+            bw_config::StoreBackend::Directory(root) => Self::Directory(root.clone()),
+        }
+    }
+
     /// The backend in words, for start-up logs: `s3` or `directory /path`.
     pub fn describe(&self) -> String {
         match self {

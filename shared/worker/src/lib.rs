@@ -6,8 +6,10 @@
 
 mod probe;
 mod runtime;
+mod service;
 
 pub use probe::{Readiness, serve_probes};
 pub use runtime::{
     Failure, Handler, JobContext, Worker, WorkerHealth, WorkerOptions, shutdown_on_signals,
 };
+pub use service::{WorkerConfig, serve};

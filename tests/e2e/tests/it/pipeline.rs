@@ -1,6 +1,7 @@
 //! The local pipeline (every service in one process, in-process queues, a directory of
 //! buckets): a signed entry webhook at the ingress ends as the entry's files on disk, with the
-//! exporter talking to the Benchling stand-in over HTTP.
+//! exporter talking to the Benchling stand-in over HTTP, and the packager's metadata files beside
+//! them.
 
 use std::time::Duration;
 
@@ -93,6 +94,25 @@ async fn an_entry_webhook_becomes_the_entrys_files_on_disk() {
     }
     assert!(found == Some(report), "the attachment never arrived intact");
     assert_eq!(benchling.requests_to("POST", "/api/v2/exports").len(), 1);
+    // The packager follows with the metadata files, README last.
+    let package = dir.path().join("buckets/e2e-bucket/benchling/EXP25000007");
+    let mut readme = None;
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(package.join("README.md")) {
+            readme = Some(text);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let readme = readme.expect("the packager wrote the README");
+    assert!(
+        readme.contains("- `results/report.pdf` (204800 bytes)"),
+        "{readme}"
+    );
+    let entry: Value =
+        serde_json::from_slice(&std::fs::read(package.join("entry.json")).unwrap()).unwrap();
+    assert_eq!(entry["package_name"], "benchling/EXP25000007");
+    assert_eq!(entry["webhook_data"]["type"], "v2.entry.updated.fields");
 
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), pipeline)

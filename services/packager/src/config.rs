@@ -1,0 +1,143 @@
+//! The packager configuration: one typed struct, read from the environment in one place and
+//! validated at start-up (every bad or missing field is named).
+
+use bw_benchling::ClientOptions;
+use bw_config::{ConfigError, Env, FieldError, SecretSource, SecretWatchOptions, StoreBackend};
+use bw_telemetry::TelemetryConfig;
+use bw_worker::WorkerConfig;
+
+use crate::readme::TemplateSource;
+
+/// Where jobs come from and go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueBackend {
+    /// In-process queues: only useful when every service runs in one process.
+    Embedded,
+    /// Amazon SQS.
+    Sqs {
+        /// `RENDER_QUEUE_URL` (FIFO): consumed.
+        render_url: String,
+        /// `CANVAS_QUEUE_URL` (FIFO): "updated" notices go here.
+        canvas_url: String,
+        /// `PACKAGER_SQS_URL`: Quilt's packager queue, owned by the Quilt stack (standard, or
+        /// FIFO when the URL ends in `.fifo`).
+        packager_url: String,
+    },
+}
+
+/// Everything the packager needs to run.
+#[derive(Clone, Debug)]
+pub struct PackagerConfig {
+    /// `BenchlingSecret`; the worker consumes nothing until it has loaded.
+    pub secret: Option<SecretSource>,
+    /// How the secret is retried and refreshed.
+    pub secret_watch: SecretWatchOptions,
+    /// The Benchling API client (entity names).
+    pub benchling: ClientOptions,
+    /// The queues.
+    pub queues: QueueBackend,
+    /// `OBJECT_STORE`, `OBJECT_STORE_DIR`.
+    pub store: StoreBackend,
+    /// `README_TEMPLATE`: a file path or `s3://bucket/key` of a custom README template; the
+    /// built-in one when unset.
+    pub readme_template: Option<TemplateSource>,
+    /// Concurrency (`WORKER_CONCURRENCY`, default 4), visibility, probes and stop grace.
+    pub worker: WorkerConfig,
+    /// Logging and tracing.
+    pub telemetry: TelemetryConfig,
+}
+
+impl PackagerConfig {
+    /// Reads and validates the configuration.
+    pub fn from_env(env: Env) -> Result<Self, ConfigError> {
+        let secret = env
+            .optional("BenchlingSecret")
+            .map(|raw| SecretSource::parse(&raw));
+        let packager_url = env.http_url("PACKAGER_SQS_URL");
+        let queues = match env
+            .fifo_queue_urls(&["RENDER_QUEUE_URL", "CANVAS_QUEUE_URL"])
+            .as_deref()
+        {
+            Some([render_url, canvas_url]) => match packager_url {
+                Some(packager_url) => QueueBackend::Sqs {
+                    render_url: render_url.clone(),
+                    canvas_url: canvas_url.clone(),
+                    packager_url,
+                },
+                None => {
+                    env.record(FieldError::Missing {
+                        field: "PACKAGER_SQS_URL".to_owned(),
+                    });
+                    QueueBackend::Embedded
+                }
+            },
+            _ => QueueBackend::Embedded,
+        };
+        let sqs = matches!(queues, QueueBackend::Sqs { .. });
+        let readme_template = env.optional("README_TEMPLATE").map(|raw| {
+            TemplateSource::parse(&raw).unwrap_or_else(|reason| {
+                env.record(FieldError::invalid("README_TEMPLATE", reason));
+                TemplateSource::BuiltIn
+            })
+        });
+        let config = Self {
+            secret,
+            secret_watch: SecretWatchOptions::from_env(&env),
+            benchling: ClientOptions::from_env(&env),
+            queues,
+            store: StoreBackend::from_env(&env, sqs),
+            readme_template,
+            worker: WorkerConfig::from_env(&env, 4),
+            telemetry: TelemetryConfig::from_env(&env, "benchling-webhook-packager"),
+        };
+        env.finish(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_embedded_with_the_built_in_template() {
+        let config = PackagerConfig::from_env(Env::from_pairs([("PORT", "0")])).unwrap();
+        assert_eq!(config.queues, QueueBackend::Embedded);
+        assert!(config.readme_template.is_none());
+        assert_eq!(config.worker.concurrency, 4);
+    }
+
+    #[test]
+    fn sqs_needs_the_packager_queue_and_names_bad_fields() {
+        let queue = |name: &str| format!("http://127.0.0.1:5000/123456789012/{name}.fifo");
+        let err = PackagerConfig::from_env(Env::from_pairs([
+            ("RENDER_QUEUE_URL", queue("render")),
+            ("CANVAS_QUEUE_URL", queue("canvas")),
+            ("README_TEMPLATE", "ftp://x/readme.md".to_owned()),
+        ]))
+        .unwrap_err();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field().to_owned()).collect();
+        assert_eq!(fields, ["PACKAGER_SQS_URL", "README_TEMPLATE"], "{err}");
+        let config = PackagerConfig::from_env(Env::from_pairs([
+            ("RENDER_QUEUE_URL", queue("render")),
+            ("CANVAS_QUEUE_URL", queue("canvas")),
+            (
+                "PACKAGER_SQS_URL",
+                "http://127.0.0.1:5000/123456789012/quilt-packager".to_owned(),
+            ),
+            (
+                "README_TEMPLATE",
+                "s3://bucket/templates/readme.md.j2".to_owned(),
+            ),
+        ]))
+        .unwrap();
+        assert!(matches!(config.queues, QueueBackend::Sqs { .. }));
+        assert_eq!(config.store, StoreBackend::S3);
+        assert_eq!(
+            config.readme_template,
+            Some(TemplateSource::S3 {
+                bucket: "bucket".into(),
+                key: "templates/readme.md.j2".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! One render job: write the entry version's metadata files into its package prefix, announce
+//! the version to Quilt's packager once, and tell the canvas it was updated.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bw_benchling::{BenchlingClient, Entry, NameLookup};
+use bw_config::{SecretState, SecretWatch};
+use bw_contracts::bookkeeping::{self, PublishedRecord};
+use bw_contracts::{CanvasAction, CanvasJob, FileList, PackageFile, RenderJob};
+use bw_queue::{OutgoingMessage, Queue, QueueError};
+use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
+use bw_worker::{Failure, Handler, JobContext};
+use bytes::Bytes;
+use tracing::Instrument as _;
+
+use crate::announce::PackagerMessage;
+use crate::metadata::{self, Inputs};
+use crate::readme::{Readme, TemplateError};
+use crate::references::{LinkCategory, References};
+
+/// Largest entry snapshot read (Benchling entries with many notes reach a few MB).
+const MAX_SNAPSHOT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Largest stored file list read (20,000 files of long names).
+const MAX_FILE_LIST_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Longest failure reason shown on a canvas.
+const MAX_REASON_CHARS: usize = 500;
+
+/// Largest published record read.
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
+
+/// The queues a packager talks to.
+#[derive(Clone, Debug)]
+pub struct PackagerQueues {
+    /// Render jobs come from here.
+    pub render: Arc<dyn Queue>,
+    /// "Updated" notices go here.
+    pub canvas: Arc<dyn Queue>,
+    /// Quilt's packager queue.
+    pub packager: Arc<dyn Queue>,
+}
+
+/// Why a render job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The Benchling secret is not available.
+    #[error("the Benchling secret is not available: {0}")]
+    Secret(String),
+    /// The bucket or a key is invalid.
+    #[error("invalid package location: {0}")]
+    Location(#[source] StoreError),
+    /// A claim check is missing or unreadable.
+    #[error("claim check {key}: {message}")]
+    ClaimCheck {
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        message: String,
+        /// Whether a retry may help (a store outage rather than a missing object).
+        transient: bool,
+    },
+    /// The README template failed on this entry.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// Writing a file failed.
+    #[error("writing {key}: {source}")]
+    Write {
+        /// The key.
+        key: String,
+        /// What the store said.
+        source: StoreError,
+    },
+    /// A message could not be sent.
+    #[error("sending to {queue}: {source}")]
+    Queue {
+        /// Which queue.
+        queue: &'static str,
+        /// What it said.
+        source: QueueError,
+    },
+}
+
+impl JobError {
+    /// Whether redelivery cannot help.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Location(_) | Self::Template(_) => true,
+            Self::ClaimCheck { transient, .. } => !transient,
+            Self::Write { source, .. } => !source.is_transient(),
+            Self::Secret(_) | Self::Queue { .. } => false,
+        }
+    }
+}
+
+/// What a job did.
+enum Outcome {
+    /// Already announced; only the canvas was told again.
+    AlreadyPublished,
+    /// Files written, message sent.
+    Published { files: usize, names: usize },
+}
+
+/// The packager's job handler.
+pub struct PackageWorker {
+    /// The Benchling API (entity names).
+    pub client: BenchlingClient,
+    /// The secret (tenant, workflow).
+    pub secret: SecretWatch,
+    /// Where buckets live.
+    pub buckets: Buckets,
+    /// The queues.
+    pub queues: PackagerQueues,
+    /// The checked README template.
+    pub readme: Readme,
+}
+
+impl PackageWorker {
+    async fn run(&self, job: &RenderJob) -> Result<Outcome, JobError> {
+        let secret = self.secret.secret().ok_or_else(|| {
+            JobError::Secret(match self.secret.state() {
+                SecretState::Unavailable { error, .. } => error,
+                _ => "still loading".to_owned(),
+            })
+        })?;
+        let store = self.buckets.open(&job.bucket).map_err(JobError::Location)?;
+        let published_key = key(bookkeeping::published_key(&job.entry_id))?;
+        if self.published(store.as_ref(), &published_key, job).await? {
+            self.notify_canvas(job, chrono::Utc::now()).await?;
+            return Ok(Outcome::AlreadyPublished);
+        }
+
+        let entry = self.snapshot(store.as_ref(), job).await?;
+        let files = self.files(store.as_ref(), job).await?;
+        let references = References::discover(&entry.raw);
+        let names = self.names(&references).await;
+        let default_base_url = format!("https://{}.benchling.com", secret.tenant);
+        let inputs = Inputs {
+            job,
+            entry: &entry,
+            files: &files,
+            references: &references,
+            names: &names,
+            default_base_url: &default_base_url,
+        };
+        let prefix = Prefix::new(job.package_prefix.clone()).map_err(JobError::Location)?;
+        for (name, bytes) in metadata::render(&inputs, &self.readme)? {
+            let key = prefix.join(name).map_err(JobError::Location)?;
+            store
+                .put_bytes(&key, Bytes::from(bytes), PutOptions::for_name(name))
+                .await
+                .map_err(|source| JobError::Write {
+                    key: key.to_string(),
+                    source,
+                })?;
+        }
+
+        let message = PackagerMessage::for_job(job, secret.workflow.as_deref());
+        self.queues
+            .packager
+            .send(message.to_outgoing(job, self.queues.packager.is_fifo()))
+            .await
+            .map_err(|source| JobError::Queue {
+                queue: "the Quilt packager queue",
+                source,
+            })?;
+        let published_at = chrono::Utc::now();
+        let record = PublishedRecord {
+            entry_id: job.entry_id.clone(),
+            modified_at: job.modified_at,
+            package_name: job.package_prefix.clone(),
+            published_at,
+        };
+        store
+            .put_bytes(
+                &published_key,
+                Bytes::from(serde_json::to_vec(&record).expect("records serialize")),
+                PutOptions::for_name("published.json"),
+            )
+            .await
+            .map_err(|source| JobError::Write {
+                key: published_key.to_string(),
+                source,
+            })?;
+        self.notify_canvas(job, published_at).await?;
+        Ok(Outcome::Published {
+            files: files.len(),
+            names: names.len(),
+        })
+    }
+
+    /// Whether this version (or a later one) was already announced.
+    async fn published(
+        &self,
+        store: &dyn ObjectStore,
+        key: &Key,
+        job: &RenderJob,
+    ) -> Result<bool, JobError> {
+        match store.get_bytes(key, MAX_RECORD_BYTES).await {
+            Ok(bytes) => match serde_json::from_slice::<PublishedRecord>(&bytes) {
+                Ok(record) => Ok(record.modified_at >= job.modified_at),
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "ignoring a malformed published record");
+                    Ok(false)
+                }
+            },
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(JobError::ClaimCheck {
+                key: key.to_string(),
+                message: e.to_string(),
+                transient: e.is_transient(),
+            }),
+        }
+    }
+
+    async fn snapshot(&self, store: &dyn ObjectStore, job: &RenderJob) -> Result<Entry, JobError> {
+        let bytes = read(store, &job.entry_key, MAX_SNAPSHOT_BYTES).await?;
+        serde_json::from_slice(&bytes)
+            .and_then(Entry::from_value)
+            .map_err(|e| JobError::ClaimCheck {
+                key: job.entry_key.clone(),
+                message: format!("not an entry: {e}"),
+                transient: false,
+            })
+    }
+
+    async fn files(
+        &self,
+        store: &dyn ObjectStore,
+        job: &RenderJob,
+    ) -> Result<Vec<PackageFile>, JobError> {
+        match &job.files {
+            FileList::Inline { files } => Ok(files.clone()),
+            FileList::Stored { key, .. } => {
+                let bytes = read(store, key, MAX_FILE_LIST_BYTES).await?;
+                serde_json::from_slice(&bytes).map_err(|e| JobError::ClaimCheck {
+                    key: key.clone(),
+                    message: format!("not a file list: {e}"),
+                    transient: false,
+                })
+            }
+        }
+    }
+
+    /// Names of the referenced objects, one bulk request per link type (within the client's
+    /// rate limit). A failed look-up leaves those names out and never fails the job.
+    async fn names(&self, references: &References) -> HashMap<String, String> {
+        let mut by_type: HashMap<&str, Vec<&str>> = HashMap::new();
+        for link in &references.links {
+            if let Some(id) = &link.id
+                && LinkCategory::of(&link.link_type).is_fetchable()
+            {
+                by_type.entry(&link.link_type).or_default().push(id);
+            }
+        }
+        for entity in &references.entities {
+            if LinkCategory::of(&entity.entity_type).is_fetchable() {
+                by_type
+                    .entry(&entity.entity_type)
+                    .or_default()
+                    .push(&entity.id);
+            }
+        }
+        let mut names = HashMap::new();
+        for (link_type, ids) in by_type {
+            let Some(lookup) = NameLookup::for_link_type(link_type) else {
+                continue;
+            };
+            match self.client.entity_names(lookup, &ids).await {
+                Ok(found) => names.extend(found),
+                Err(e) => {
+                    tracing::warn!(link_type, ids = ids.len(), error = %e, "name look-up failed; names left empty");
+                }
+            }
+        }
+        names
+    }
+
+    async fn notify_canvas(
+        &self,
+        job: &RenderJob,
+        published_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), JobError> {
+        self.send_canvas(job, CanvasAction::Published { published_at }, published_at)
+            .await
+    }
+
+    async fn send_canvas(
+        &self,
+        job: &RenderJob,
+        action: CanvasAction,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), JobError> {
+        let canvas = CanvasJob::follow_up(
+            job.entry_id.clone(),
+            job.canvas_id.clone(),
+            action,
+            &job.trigger,
+            at,
+        );
+        self.queues
+            .canvas
+            .send(OutgoingMessage::job(
+                canvas,
+                bw_telemetry::current_traceparent(),
+            ))
+            .await
+            .map(drop)
+            .map_err(|source| JobError::Queue {
+                queue: "the canvas queue",
+                source,
+            })
+    }
+}
+
+fn key(raw: String) -> Result<Key, JobError> {
+    Key::new(raw).map_err(JobError::Location)
+}
+
+async fn read(store: &dyn ObjectStore, raw: &str, limit: u64) -> Result<Bytes, JobError> {
+    let key = key(raw.to_owned())?;
+    store
+        .get_bytes(&key, limit)
+        .await
+        .map_err(|e| JobError::ClaimCheck {
+            key: raw.to_owned(),
+            message: e.to_string(),
+            transient: e.is_transient(),
+        })
+}
+
+#[async_trait]
+impl Handler for PackageWorker {
+    type Job = RenderJob;
+
+    async fn handle(&self, job: &RenderJob, _context: &JobContext) -> Result<(), Failure> {
+        let span = tracing::info_span!(
+            "package",
+            entry_id = %job.entry_id,
+            package = %job.package_prefix,
+            version = %bookkeeping::version_tag(&job.modified_at),
+        );
+        let detail = match self.run(job).instrument(span).await {
+            Ok(Outcome::AlreadyPublished) => {
+                "version already announced; canvas notified again".to_owned()
+            }
+            Ok(Outcome::Published { files, names }) => format!(
+                "metadata for {files} file(s) written ({names} name(s) found); packager message sent"
+            ),
+            Err(e) if e.is_permanent() => return Err(Failure::Permanent(e.to_string())),
+            Err(e) => return Err(Failure::Transient(e.to_string())),
+        };
+        tracing::Span::current().record("detail", detail.as_str());
+        Ok(())
+    }
+
+    /// Shows the failure on the entry's canvas, so the user is not left with "Updating…".
+    async fn dead_lettered(&self, job: Option<&RenderJob>, reason: &str) {
+        let Some(job) = job else { return };
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let action = CanvasAction::ExportFailed { reason };
+        if let Err(e) = self.send_canvas(job, action, chrono::Utc::now()).await {
+            tracing::error!(error = %e, entry_id = %job.entry_id, "could not report the failure to the canvas");
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The packager end to end, in-process: render jobs in through SQS on moto, the claim checks and
+//! metadata files in S3 on moto, entity names from the Benchling stand-in, Quilt's packager
+//! message and the canvas notice out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
+use bw_contracts::bookkeeping::{self, PublishedRecord};
+use bw_contracts::{
+    CanvasAction, CanvasJob, EventType, FileList, Job, JobEnvelope, PackageFile, RenderJob, Trigger,
+};
+use bw_packager::{Connections, PackagerConfig, PackagerQueues, Readme};
+use bw_queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
+use bw_store::Buckets;
+use bw_testkit::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
+use bw_testkit::moto::Moto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const CLIENT_ID: &str = "packager-client";
+const CLIENT_SECRET: &str = "packager-secret-DO-NOT-LOG";
+
+struct Rig {
+    moto: &'static Moto,
+    bucket: String,
+    render: Arc<dyn Queue>,
+    render_dead_letter: Arc<dyn Queue>,
+    canvas: Arc<dyn Queue>,
+    packager: Arc<dyn Queue>,
+    benchling: BenchlingStandIn,
+    _secret_dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+}
+
+impl Rig {
+    async fn start() -> Self {
+        let moto = Moto::shared();
+        let bucket = Moto::unique_name("packager");
+        moto.create_bucket(&bucket).await;
+        let canvas = moto
+            .create_queue(&Moto::unique_name("canvas"), true, 30, None)
+            .await;
+        let (render, render_dead_letter) = moto
+            .create_queue_with_dead_letter(&Moto::unique_name("render"), true, 30, 3)
+            .await;
+        let packager = moto
+            .create_queue(&Moto::unique_name("quilt-packager"), false, 30, None)
+            .await;
+        let sqs = moto.sqs_client().await;
+        let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+        let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
+        benchling.add_entity("custom_entity", "bfi_AbC", "Strain 7");
+        let dir = tempfile::tempdir().unwrap();
+        let secret_path = dir.path().join("secret.json");
+        std::fs::write(&secret_path, secret_json(CLIENT_ID, CLIENT_SECRET, &bucket)).unwrap();
+        let config = PackagerConfig::from_env(Env::from_pairs([
+            ("BENCHLING_API_BASE_URL", benchling.url()),
+            ("BENCHLING_RETRY_INITIAL_MS", "20".to_owned()),
+            ("WORKER_CONCURRENCY", "2".to_owned()),
+        ]))
+        .unwrap();
+        let connections = Connections {
+            queues: PackagerQueues {
+                render: queue(&render),
+                canvas: queue(&canvas),
+                packager: queue(&packager),
+            },
+            secret: SecretWatch::connect(
+                Some(&SecretSource::File(secret_path)),
+                None,
+                SecretWatchOptions::default(),
+            ),
+            buckets: Buckets::S3(bw_store::s3_client(&moto.sdk_config().await)),
+            readme: Readme::built_in(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            bw_packager::run_with_listener(&config, connections, listener, stopped)
+                .await
+                .unwrap();
+        });
+        Self {
+            moto,
+            bucket,
+            render: queue(&render),
+            render_dead_letter: queue(&render_dead_letter),
+            canvas: queue(&canvas),
+            packager: queue(&packager),
+            benchling,
+            _secret_dir: dir,
+            stop,
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.moto
+            .s3_client()
+            .await
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let object = self
+            .moto
+            .s3_client()
+            .await
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(object.body.collect().await.unwrap().into_bytes().to_vec())
+    }
+
+    /// Stores the claim check of the fixture entry, with one linked entity, and returns the
+    /// render job the exporter would send for it.
+    async fn exported(&self, files: FileList, webhook: &str) -> RenderJob {
+        let fixture: Value = serde_json::from_str(ENTRY_FIXTURE).unwrap();
+        let mut entry = fixture["entry"].clone();
+        entry["days"][0]["notes"][0]["links"] = json!([
+            {"type": "custom_entity", "id": "bfi_AbC", "webURL": "https://standin.benchling.com/s/f/lib/bfi-AbC-strain-7/edit"}
+        ]);
+        let entry_id = "etr_0uKCQZ8f".parse().unwrap();
+        let modified_at = entry["modifiedAt"].as_str().unwrap().parse().unwrap();
+        let entry_key = bookkeeping::entry_snapshot_key(&entry_id, &modified_at);
+        self.put(&entry_key, serde_json::to_vec(&entry).unwrap())
+            .await;
+        RenderJob {
+            entry_id,
+            display_id: "EXP25000007".into(),
+            modified_at,
+            bucket: self.bucket.clone(),
+            package_prefix: "benchling/EXP25000007".into(),
+            entry_key,
+            files,
+            canvas_id: Some("cnvs_1".parse().unwrap()),
+            base_url: Some("https://standin.benchling.com".into()),
+            trigger: Trigger {
+                event_type: EventType::EntryUpdatedFields,
+                event_id: None,
+                webhook_id: Some(webhook.parse().unwrap()),
+                occurred_at: "2025-03-30T23:37:23Z".parse().unwrap(),
+                user_id: None,
+            },
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn files(count: usize) -> Vec<PackageFile> {
+    (0..count)
+        .map(|i| PackageFile {
+            name: format!("data/part-{i:04}.csv"),
+            key: format!("benchling/EXP25000007/data/part-{i:04}.csv"),
+            size: 100 + i as u64,
+        })
+        .collect()
+}
+
+async fn next(queue: &dyn Queue, timeout: Duration) -> Option<ReceivedMessage> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(1));
+        if let Some(message) = queue.receive(1, wait).await.unwrap().into_iter().next() {
+            queue.delete(&message.receipt).await.unwrap();
+            return Some(message);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+    }
+}
+
+async fn next_canvas(rig: &Rig) -> CanvasJob {
+    let message = next(rig.canvas.as_ref(), Duration::from_secs(30))
+        .await
+        .expect("a canvas job");
+    JobEnvelope::<CanvasJob>::from_body(&message.body)
+        .unwrap()
+        .job
+}
+
+#[tokio::test]
+async fn a_render_job_writes_the_metadata_and_announces_the_version_once() {
+    let rig = Rig::start().await;
+    let job = rig
+        .exported(FileList::Inline { files: files(3) }, "msg_first")
+        .await;
+    rig.render
+        .send(OutgoingMessage::job(job.clone(), None))
+        .await
+        .unwrap();
+
+    let notice = next_canvas(&rig).await;
+    assert!(
+        matches!(notice.action, CanvasAction::Published { .. }),
+        "{notice:?}"
+    );
+    assert_eq!(notice.canvas_id.unwrap().as_str(), "cnvs_1");
+
+    let message = next(rig.packager.as_ref(), Duration::from_secs(5))
+        .await
+        .expect("the packager message");
+    let body: Value = serde_json::from_str(&message.body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "source_prefix": format!("s3://{}/benchling/EXP25000007/", rig.bucket),
+            "registry": rig.bucket,
+            "package_name": "benchling/EXP25000007",
+            "metadata_uri": "entry.json",
+            "commit_message": "Benchling v2.entry.updated.fields at 2025-03-30T23:37:23.000000Z",
+        })
+    );
+    assert!(message.group_id.is_none(), "a standard queue gets no group");
+
+    let entry_json: Value =
+        serde_json::from_slice(&rig.get("benchling/EXP25000007/entry.json").await.unwrap())
+            .unwrap();
+    assert_eq!(entry_json["files"].as_object().unwrap().len(), 3);
+    assert_eq!(entry_json["links"][0]["name"], "Strain 7", "{entry_json}");
+    assert_eq!(
+        entry_json["export_timestamp"],
+        "2025-03-30T23:37:23.000000Z"
+    );
+    for name in ["entry_data.json", "links.json", "input.json", "README.md"] {
+        let bytes = rig
+            .get(&format!("benchling/EXP25000007/{name}"))
+            .await
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("X-Amz-"),
+            "{name}"
+        );
+    }
+    let record: PublishedRecord = serde_json::from_slice(
+        &rig.get(&bookkeeping::published_key(&job.entry_id))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(record.covers(&job.modified_at));
+    assert_eq!(
+        rig.benchling
+            .requests_to("GET", "/api/v2/custom-entities:bulk-get")
+            .len(),
+        1
+    );
+
+    // The same version delivered again (another webhook for it): no second announcement, and
+    // the canvas is told again.
+    let again = RenderJob {
+        trigger: Trigger {
+            webhook_id: Some("msg_second".parse().unwrap()),
+            ..job.trigger.clone()
+        },
+        ..job.clone()
+    };
+    assert_ne!(again.dedup_id(), job.dedup_id());
+    rig.render
+        .send(OutgoingMessage::job(again, None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_canvas(&rig).await.action,
+        CanvasAction::Published { .. }
+    ));
+    assert!(
+        next(rig.packager.as_ref(), Duration::from_secs(2))
+            .await
+            .is_none(),
+        "the version was announced twice"
+    );
+}
+
+#[tokio::test]
+async fn a_stored_file_list_is_read_from_its_claim_check() {
+    let rig = Rig::start().await;
+    let listed = files(2500);
+    let job = rig
+        .exported(
+            FileList::Stored {
+                key: "placeholder".into(),
+                count: listed.len(),
+            },
+            "msg_many",
+        )
+        .await;
+    let key = bookkeeping::file_list_key(&job.entry_id, &job.modified_at);
+    rig.put(&key, serde_json::to_vec(&listed).unwrap()).await;
+    let job = RenderJob {
+        files: FileList::Stored {
+            key,
+            count: listed.len(),
+        },
+        ..job
+    };
+    rig.render
+        .send(OutgoingMessage::job(job, None))
+        .await
+        .unwrap();
+    next_canvas(&rig).await;
+    let entry_json: Value =
+        serde_json::from_slice(&rig.get("benchling/EXP25000007/entry.json").await.unwrap())
+            .unwrap();
+    assert_eq!(entry_json["files"].as_object().unwrap().len(), 2500);
+}
+
+#[tokio::test]
+async fn a_missing_claim_check_is_dead_lettered_and_shown_on_the_canvas() {
+    let rig = Rig::start().await;
+    let job = rig
+        .exported(FileList::Inline { files: files(1) }, "msg_lost")
+        .await;
+    let job = RenderJob {
+        entry_key: ".benchling-webhook/entries/etr_0uKCQZ8f/gone/entry.json".into(),
+        ..job
+    };
+    rig.render
+        .send(OutgoingMessage::job(job, None))
+        .await
+        .unwrap();
+    let parked = next(rig.render_dead_letter.as_ref(), Duration::from_secs(30))
+        .await
+        .expect("dead-lettered");
+    assert!(
+        parked.attributes["failure_reason"].contains("claim check"),
+        "{:?}",
+        parked.attributes
+    );
+    match next_canvas(&rig).await.action {
+        CanvasAction::ExportFailed { reason } => assert!(reason.contains("claim check")),
+        other => panic!("expected ExportFailed, got {other:?}"),
+    }
+    assert!(
+        next(rig.packager.as_ref(), Duration::from_secs(1))
+            .await
+            .is_none()
+    );
+    assert!(rig.get("benchling/EXP25000007/entry.json").await.is_none());
+}
