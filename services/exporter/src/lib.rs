@@ -13,7 +13,6 @@ pub mod publish;
 pub mod worker;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bw_benchling::{BenchlingClient, BenchlingError};
@@ -43,13 +42,8 @@ pub struct Connections {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The probe port could not be bound.
-    #[error("binding the probe port {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Bind(io::Error),
     /// The Benchling client could not be built (a bad base URL).
     #[error(transparent)]
     Client(#[from] BenchlingError),
@@ -115,10 +109,7 @@ pub async fn run(
     connections: Connections,
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let addr = SocketAddr::new(config.worker.probe_host, config.worker.probe_port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Bind { addr, source })?;
+    let listener = config.worker.bind_probes().await.map_err(RunError::Bind)?;
     run_with_listener(config, connections, listener, stop).await
 }
 

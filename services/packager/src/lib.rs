@@ -14,7 +14,6 @@ pub mod references;
 pub mod worker;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bw_benchling::{BenchlingClient, BenchlingError};
@@ -59,13 +58,8 @@ pub enum RunError {
         message: String,
     },
     /// The probe port could not be bound.
-    #[error("binding the probe port {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Bind(io::Error),
     /// The Benchling client could not be built.
     #[error(transparent)]
     Client(#[from] BenchlingError),
@@ -174,10 +168,7 @@ pub async fn run(
     connections: Connections,
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let addr = SocketAddr::new(config.worker.probe_host, config.worker.probe_port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| RunError::Bind { addr, source })?;
+    let listener = config.worker.bind_probes().await.map_err(RunError::Bind)?;
     run_with_listener(config, connections, listener, stop).await
 }
 

@@ -96,30 +96,11 @@ impl Rig {
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) {
-        self.moto
-            .s3_client()
-            .await
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(body.into())
-            .send()
-            .await
-            .unwrap();
+        self.moto.put_object(&self.bucket, key, body).await;
     }
 
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let object = self
-            .moto
-            .s3_client()
-            .await
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        Some(object.body.collect().await.unwrap().into_bytes().to_vec())
+        self.moto.get_object(&self.bucket, key).await
     }
 
     /// Stores the claim check of the fixture entry, with one linked entity, and returns the
@@ -355,4 +336,32 @@ async fn a_missing_claim_check_is_dead_lettered_and_shown_on_the_canvas() {
             .is_none()
     );
     assert!(rig.get("benchling/EXP25000007/entry.json").await.is_none());
+}
+
+#[tokio::test]
+async fn a_failed_name_look_up_leaves_names_empty_and_the_job_succeeds() {
+    let rig = Rig::start().await;
+    rig.benchling
+        .inject(bw_testkit::benchling::Fault::Status(400), 1);
+    let job = rig
+        .exported(FileList::Inline { files: files(1) }, "msg_names")
+        .await;
+    rig.render
+        .send(OutgoingMessage::job(job, None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_canvas(&rig).await.action,
+        CanvasAction::Published { .. }
+    ));
+    let entry_json: Value =
+        serde_json::from_slice(&rig.get("benchling/EXP25000007/entry.json").await.unwrap())
+            .unwrap();
+    assert_eq!(entry_json["links"][0]["id"], "bfi_AbC");
+    assert!(entry_json["links"][0]["name"].is_null(), "{entry_json}");
+    assert!(
+        next(rig.packager.as_ref(), Duration::from_secs(5))
+            .await
+            .is_some()
+    );
 }

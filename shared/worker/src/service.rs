@@ -47,6 +47,19 @@ impl WorkerConfig {
     }
 }
 
+impl WorkerConfig {
+    /// Binds the probe listener at `HOST:PORT`.
+    ///
+    /// # Errors
+    /// When the address cannot be bound; the error names it.
+    pub async fn bind_probes(&self) -> std::io::Result<TcpListener> {
+        let addr = std::net::SocketAddr::new(self.probe_host, self.probe_port);
+        TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("binding the probe port {addr}: {e}"))
+        })
+    }
+}
+
 /// Serves the probes on `listener`, waits for the Benchling secret (so jobs wait in their queue
 /// rather than fail while it is missing), then consumes `queue` with `handler` until `stop`
 /// turns true. Readiness is the secret loaded and the last receive successful.

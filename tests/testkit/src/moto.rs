@@ -112,6 +112,36 @@ impl Moto {
             .unwrap_or_else(|error| panic!("cannot create bucket {name}: {error:?}"));
     }
 
+    /// Puts an object into `bucket`.
+    ///
+    /// # Panics
+    /// If moto refuses it.
+    pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.s3_client()
+            .await
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("cannot put {key}: {error:?}"));
+    }
+
+    /// The bytes of an object, or `None` when it cannot be read.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let object = self
+            .s3_client()
+            .await
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(object.body.collect().await.ok()?.into_bytes().to_vec())
+    }
+
     /// Environment for a spawned service binary so that its SDK clients use this server.
     pub fn env(&self) -> Vec<(String, String)> {
         [

@@ -153,15 +153,8 @@ impl Rig {
     /// Puts an object.
     pub async fn put(&self, key: &str, bytes: &[u8]) {
         self.moto
-            .s3_client()
-            .await
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(bytes.to_vec().into())
-            .send()
-            .await
-            .unwrap();
+            .put_object(&self.bucket, key, bytes.to_vec())
+            .await;
     }
 }
 
