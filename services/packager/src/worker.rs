@@ -185,10 +185,29 @@ impl PackageWorker {
                 source,
             })?;
         self.notify_canvas(job, published_at).await?;
+        self.remove_claim_checks(store.as_ref(), job).await;
         Ok(Outcome::Published {
             files: files.len(),
             names: names.len(),
         })
+    }
+
+    /// Deletes this version's claim checks: once the record exists, a redelivered job stops at
+    /// the record and never reads them. A failure only leaves a few kB behind.
+    async fn remove_claim_checks(&self, store: &dyn ObjectStore, job: &RenderJob) {
+        let mut keys = vec![job.entry_key.clone()];
+        if let FileList::Stored { key, .. } = &job.files {
+            keys.push(key.clone());
+        }
+        for raw in keys {
+            let removed = match Key::new(raw.clone()) {
+                Ok(key) => store.delete(&key).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = removed {
+                tracing::warn!(key = %raw, error = %e, "could not remove a claim check");
+            }
+        }
     }
 
     /// Whether this version (or a later one) was already announced.

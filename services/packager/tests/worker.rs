@@ -238,6 +238,10 @@ async fn a_render_job_writes_the_metadata_and_announces_the_version_once() {
     )
     .unwrap();
     assert!(record.covers(&job.modified_at));
+    assert!(
+        rig.get(&job.entry_key).await.is_none(),
+        "the claim check outlived the announcement"
+    );
     assert_eq!(
         rig.benchling
             .requests_to("GET", "/api/v2/custom-entities:bulk-get")
