@@ -19,9 +19,9 @@ use bw_testkit::moto::Moto;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::buckets;
 use crate::exporter::Setup;
-use crate::procfs::CpuMeter;
+use crate::service_bench::buckets;
+use crate::service_bench::procfs::CpuMeter;
 use crate::shapes::{self, Shape};
 use crate::sync_disks;
 

@@ -4,7 +4,6 @@
 //! written.
 
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -15,12 +14,11 @@ use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
 use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, secret_json};
 use bw_testkit::moto::{Moto, WorkerQueues};
 use bw_testkit::stub::free_port;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::buckets;
-use crate::procfs::{self, CpuMeter};
+use crate::service_bench::buckets;
+use crate::service_bench::process;
+use crate::service_bench::procfs::{self, CpuMeter};
 use crate::shapes::{self, Shape};
 use crate::{Backend, spread_subdirectories, sync_disks};
 
@@ -29,12 +27,8 @@ const CLIENT_ID: &str = "bench-client";
 /// Its secret.
 const CLIENT_SECRET: &str = "bench-secret";
 
-/// Longest wait for `/health/ready`.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the render job. Far above any expected run, so only a stuck run hits it.
 const JOB_TIMEOUT: Duration = Duration::from_secs(900);
-/// Longest wait for the exporter to exit after SIGTERM.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The export queue's visibility timeout: longer than any run, so a job is never redelivered
 /// while the first attempt is still working (which would make the time meaningless).
 const VISIBILITY_SECS: u32 = 1_800;
@@ -165,7 +159,9 @@ async fn measure(
         .with_context(|| format!("starting {}", setup.exporter.display()))?;
     let pid = child.id().context("the exporter exited at once")?;
     let seen = |e: anyhow::Error| e.context(format!("exporter log: {}", log_path.display()));
-    wait_ready(&mut child, port).await.map_err(seen)?;
+    process::wait_ready(&mut child, port, "exporter")
+        .await
+        .map_err(seen)?;
 
     let export_queue = SqsQueue::new(setup.sqs.clone(), export_url);
     let render_queue = SqsQueue::new(setup.sqs.clone(), render_url);
@@ -184,7 +180,9 @@ async fn measure(
     let moto_cpu = moto_meter.and_then(|meter| meter.used());
     let peak_rss_kib = procfs::peak_rss_kib(pid)?;
     let cpu = procfs::cpu_time(pid)?;
-    terminate(&mut child, pid).await.map_err(seen)?;
+    process::terminate(&mut child, pid, "exporter")
+        .await
+        .map_err(seen)?;
 
     let render = JobEnvelope::<RenderJob>::from_body(&body)
         .context("the render queue got something other than a render job")?
@@ -239,42 +237,6 @@ fn export_job(label: &str) -> anyhow::Result<ExportJob> {
     })
 }
 
-/// Waits for `GET /health/ready` to answer 200 (secret loaded, queues reachable).
-async fn wait_ready(child: &mut Child, port: u16) -> anyhow::Result<()> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait()? {
-            bail!("the exporter exited before it was ready: {status}");
-        }
-        if status(address, "/health/ready")
-            .await
-            .is_ok_and(|code| code == 200)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    bail!("the exporter was not ready within {READY_TIMEOUT:?}")
-}
-
-/// The status code of `GET path`.
-async fn status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut stream = TcpStream::connect(address).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut head = [0; 12];
-    stream.read_exact(&mut head).await?;
-    Ok(std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0))
-}
-
 /// The body of the next message on `queue` (long polls of a second, which moto answers as soon
 /// as a message arrives). Fails if the exporter exits first or [`JOB_TIMEOUT`] passes.
 async fn next_message(queue: &SqsQueue, child: &mut Child) -> anyhow::Result<String> {
@@ -294,24 +256,4 @@ async fn next_message(queue: &SqsQueue, child: &mut Child) -> anyhow::Result<Str
         }
     }
     bail!("no render job within {JOB_TIMEOUT:?}")
-}
-
-/// SIGTERM, then a clean exit within [`EXIT_TIMEOUT`].
-async fn terminate(child: &mut Child, pid: u32) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await?;
-    if !status.success() {
-        bail!("kill -TERM {pid} failed: {status}");
-    }
-    let exited = tokio::time::timeout(EXIT_TIMEOUT, child.wait())
-        .await
-        .with_context(|| {
-            format!("the exporter did not exit within {EXIT_TIMEOUT:?} of SIGTERM")
-        })??;
-    if !exited.success() {
-        bail!("the exporter exited with {exited} after SIGTERM");
-    }
-    Ok(())
 }

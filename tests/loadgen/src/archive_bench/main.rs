@@ -16,11 +16,11 @@
 //! `{target}/bench-exporter/`, `{target}` being the directory above this executable's. `--set`
 //! adds variables to the exporter's environment after the defaults (`--set UPLOAD_CONCURRENCY=16`).
 
-mod buckets;
 mod ceiling;
 mod exporter;
-mod procfs;
 mod report;
+#[path = "../service_bench/mod.rs"]
+mod service_bench;
 mod shapes;
 
 use std::fs;
@@ -32,6 +32,7 @@ use bw_testkit::moto::Moto;
 
 use crate::exporter::Setup;
 use crate::report::Sample;
+use crate::service_bench::procfs;
 use crate::shapes::Shape;
 
 /// PUTs in flight in the S3 ceiling: the exporter's default `UPLOAD_CONCURRENCY`.
@@ -261,7 +262,7 @@ async fn run() -> anyhow::Result<()> {
     }
 
     let context = report::Context {
-        machine: machine(),
+        machine: service_bench::process::machine(),
         exporter: options.exporter.display().to_string(),
         extra_env: options
             .extra_env
@@ -292,27 +293,4 @@ fn member_files(shape: Shape, root: &Path) -> anyhow::Result<Vec<(PathBuf, Strin
         .into_iter()
         .map(|(name, _)| (root.join(&name), name))
         .collect())
-}
-
-/// Cores, CPU model, memory and kernel, from `/proc`.
-fn machine() -> String {
-    let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
-    let cpuinfo = read("/proc/cpuinfo");
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory = read("/proc/meminfo")
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or_else(String::new, |kib| {
-            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
-        });
-    format!(
-        "{cores} cores, {model}{memory}, Linux {}",
-        read("/proc/sys/kernel/osrelease").trim()
-    )
 }

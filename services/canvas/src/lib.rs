@@ -1,0 +1,4 @@
+//! The canvas worker: everything the user sees inside Benchling. So far, the linked-package
+//! query it shows on an entry's canvas (`athena`).
+
+pub mod athena;
