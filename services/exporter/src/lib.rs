@@ -12,7 +12,6 @@ pub mod export;
 pub mod publish;
 pub mod worker;
 
-use std::io;
 use std::sync::Arc;
 
 use bw_benchling::{BenchlingClient, BenchlingError};
@@ -41,9 +40,6 @@ pub struct Connections {
 /// Why the exporter could not start or keep consuming.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The probe port could not be bound.
-    #[error(transparent)]
-    Bind(io::Error),
     /// The Benchling client could not be built (a bad base URL).
     #[error(transparent)]
     Client(#[from] BenchlingError),
@@ -99,22 +95,13 @@ pub async fn connect(config: &ExporterConfig) -> Connections {
     }
 }
 
-/// Serves the probes and consumes export jobs until `stop` turns true; running jobs then get
-/// the shutdown timeout to finish before they are released to other consumers.
+/// Serves the probes on `listener` (see [`bw_worker::WorkerConfig::bind_probes`]) and consumes
+/// export jobs until `stop` turns true; running jobs then get the shutdown timeout to finish
+/// before they are released to other consumers.
 ///
 /// Nothing is consumed before the Benchling secret has loaded, so jobs wait in the queue
 /// rather than fail while the secret is missing.
 pub async fn run(
-    config: &ExporterConfig,
-    connections: Connections,
-    stop: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    let listener = config.worker.bind_probes().await.map_err(RunError::Bind)?;
-    run_with_listener(config, connections, listener, stop).await
-}
-
-/// [`run`] with an already bound probe listener (tests bind port 0 and read the address).
-pub async fn run_with_listener(
     config: &ExporterConfig,
     connections: Connections,
     listener: TcpListener,

@@ -20,7 +20,10 @@ fn main() -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         let connections = bw_exporter::connect(&config).await;
         let stop = bw_worker::shutdown_on_signals();
-        bw_exporter::run(&config, connections, stop).await
+        let probes = config.worker.bind_probes().await?;
+        bw_exporter::run(&config, connections, probes, stop)
+            .await
+            .map_err(anyhow::Error::from)
     });
     tracing::info!("exporter stopped");
     telemetry.shutdown();

@@ -72,9 +72,10 @@ async fn spawn(config: ExporterConfig, connections: Connections) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let probes = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        bw_exporter::run_with_listener(&config, connections, listener, stopped).await
-    });
+    let task =
+        tokio::spawn(
+            async move { bw_exporter::run(&config, connections, listener, stopped).await },
+        );
     Running { stop, task, probes }
 }
 

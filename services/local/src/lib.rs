@@ -157,7 +157,7 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         probes().await.map_err(LocalError::Ingress)?,
     );
     let buckets = Buckets::Directory(config.buckets.clone());
-    let exporter = bw_exporter::run_with_listener(
+    let exporter = bw_exporter::run(
         &config.exporter,
         bw_exporter::Connections {
             queues: ExportQueues {
@@ -171,7 +171,7 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         exporter_probes,
         stop.clone(),
     );
-    let packager = bw_packager::run_with_listener(
+    let packager = bw_packager::run(
         &config.packager,
         bw_packager::Connections {
             queues: PackagerQueues {

@@ -13,7 +13,6 @@ pub mod readme;
 pub mod references;
 pub mod worker;
 
-use std::io;
 use std::sync::Arc;
 
 use bw_benchling::{BenchlingClient, BenchlingError};
@@ -57,9 +56,6 @@ pub enum RunError {
         /// Why it could not be read.
         message: String,
     },
-    /// The probe port could not be bound.
-    #[error(transparent)]
-    Bind(io::Error),
     /// The Benchling client could not be built.
     #[error(transparent)]
     Client(#[from] BenchlingError),
@@ -162,18 +158,9 @@ pub async fn load_template(
     Ok(readme)
 }
 
-/// Serves the probes and consumes render jobs until `stop` turns true.
+/// Serves the probes on `listener` (see [`bw_worker::WorkerConfig::bind_probes`]) and consumes
+/// render jobs until `stop` turns true.
 pub async fn run(
-    config: &PackagerConfig,
-    connections: Connections,
-    stop: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    let listener = config.worker.bind_probes().await.map_err(RunError::Bind)?;
-    run_with_listener(config, connections, listener, stop).await
-}
-
-/// [`run`] with an already bound probe listener.
-pub async fn run_with_listener(
     config: &PackagerConfig,
     connections: Connections,
     listener: TcpListener,

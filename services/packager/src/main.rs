@@ -28,7 +28,10 @@ fn main() -> anyhow::Result<()> {
             }
         };
         let stop = bw_worker::shutdown_on_signals();
-        bw_packager::run(&config, connections, stop).await
+        let probes = config.worker.bind_probes().await?;
+        bw_packager::run(&config, connections, probes, stop)
+            .await
+            .map_err(anyhow::Error::from)
     });
     tracing::info!("packager stopped");
     telemetry.shutdown();

@@ -78,7 +78,7 @@ impl Rig {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
-            bw_packager::run_with_listener(&config, connections, listener, stopped)
+            bw_packager::run(&config, connections, listener, stopped)
                 .await
                 .unwrap();
         });
