@@ -4,7 +4,6 @@
 //! diff before committing.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use bw_benchling::Entry;
 use bw_contracts::{EventType, FileList, PackageFile, RenderJob, Trigger};
@@ -68,24 +67,8 @@ fn check(case: &str, raw: Value, files: &[PackageFile], names: &HashMap<String, 
         default_base_url: "https://quilt-dtt.benchling.com",
     };
     let rendered = render(&inputs, &Readme::built_in()).expect("renders");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/golden/packager")
-        .join(case);
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     for (name, bytes) in rendered {
-        let path = dir.join(name);
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &bytes).unwrap();
-            continue;
-        }
-        let golden = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-        assert!(
-            golden == bytes,
-            "{case}/{name} differs from its golden file:\n{}",
-            String::from_utf8_lossy(&bytes)
-        );
+        bw_testkit::golden::check(&format!("packager/{case}/{name}"), &bytes);
     }
 }
 
