@@ -1,0 +1,340 @@
+//! Reading Quilt packages from the registry bucket (spec §5.11), and the EventBridge
+//! `package-revision` events that announce new revisions (spec §5.9).
+//!
+//! Layout: `.quilt/named_packages/{name}/latest` holds the top hash as text;
+//! `.quilt/packages/{top hash}` is the manifest, JSON Lines: a header (`user_meta`, `message`, …)
+//! then one entry per file (`logical_key`, `physical_keys`, `size`, …).
+
+use bw_store::{Key, ObjectStore, StoreError};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Largest manifest read (about 100,000 entries).
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Largest `entry.json` read through the manifest.
+const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A new package revision, from an EventBridge `package-revision` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageEvent {
+    /// The registry bucket.
+    pub bucket: String,
+    /// The package name (`benchling/EXP25000007`).
+    pub handle: String,
+    /// The revision's top hash, when the event carries one.
+    pub top_hash: Option<String>,
+}
+
+/// Why an event body was refused. Permanent: the same body never parses.
+#[derive(Debug, thiserror::Error)]
+#[error("not a package-revision event: {0}")]
+pub struct EventError(String);
+
+impl PackageEvent {
+    /// Reads an EventBridge event body: `detail.bucket` and `detail.handle` (non-empty
+    /// strings) and an optional string `detail.topHash`.
+    pub fn from_body(body: &str) -> Result<Self, EventError> {
+        #[derive(Deserialize)]
+        struct Event {
+            detail: Detail,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Detail {
+            bucket: String,
+            handle: String,
+            #[serde(default)]
+            top_hash: Option<String>,
+        }
+        let event: Event = serde_json::from_str(body).map_err(|e| EventError(e.to_string()))?;
+        let Detail {
+            bucket,
+            handle,
+            top_hash,
+        } = event.detail;
+        if bucket.is_empty() || handle.is_empty() {
+            return Err(EventError(
+                "empty detail.bucket or detail.handle".to_owned(),
+            ));
+        }
+        Ok(Self {
+            bucket,
+            handle,
+            top_hash: top_hash.filter(|h| !h.is_empty()),
+        })
+    }
+
+    /// Whether the event is about one of our packages: the user bucket, and a name under
+    /// `{pkg_prefix}/`. The EventBridge rule sends every Quilt event of the account.
+    pub fn is_ours(&self, user_bucket: &str, pkg_prefix: &str) -> bool {
+        self.bucket == user_bucket
+            && self
+                .handle
+                .strip_prefix(pkg_prefix)
+                .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+    }
+}
+
+/// A file of a package revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageEntry {
+    /// Its path in the package.
+    pub logical_key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where it is stored (`s3://bucket/key?versionId=…`).
+    pub physical_key: String,
+}
+
+/// A package revision's manifest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Manifest {
+    /// The top hash.
+    pub top_hash: String,
+    /// The header's `user_meta` (`{}` when absent).
+    pub user_meta: Value,
+    /// The header's commit message.
+    pub message: Option<String>,
+    /// The files, sorted by logical key (`.quilt/` entries and entries without a physical key
+    /// left out).
+    pub entries: Vec<PackageEntry>,
+}
+
+/// Why a package could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The package has no `latest` pointer.
+    #[error("package {0} does not exist")]
+    NoSuchPackage(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The manifest is not JSON Lines of the expected shape.
+    #[error("manifest {key}: {message}")]
+    Malformed {
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The top hash `latest` points at, or `None` when the package does not exist.
+pub async fn latest_top_hash(
+    store: &dyn ObjectStore,
+    package: &str,
+) -> Result<Option<String>, RegistryError> {
+    let key = Key::new(format!(".quilt/named_packages/{package}/latest"))?;
+    match store.get_bytes(&key, 1024).await {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads the latest revision of `package`.
+///
+/// # Errors
+/// [`RegistryError::NoSuchPackage`] when it does not exist (the canvas shows "not created").
+pub async fn latest_manifest(
+    store: &dyn ObjectStore,
+    package: &str,
+) -> Result<Manifest, RegistryError> {
+    let top_hash = latest_top_hash(store, package)
+        .await?
+        .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
+    let key = Key::new(format!(".quilt/packages/{top_hash}"))?;
+    let bytes = store.get_bytes(&key, MAX_MANIFEST_BYTES).await?;
+    parse_manifest(&top_hash, &bytes).map_err(|message| RegistryError::Malformed {
+        key: key.to_string(),
+        message,
+    })
+}
+
+fn parse_manifest(top_hash: &str, bytes: &[u8]) -> Result<Manifest, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+    let header: Value = serde_json::from_str(lines.next().ok_or("empty manifest")?)
+        .map_err(|e| format!("header: {e}"))?;
+    let mut entries = Vec::new();
+    for (number, line) in lines.enumerate() {
+        let entry: Value =
+            serde_json::from_str(line).map_err(|e| format!("entry {}: {e}", number + 1))?;
+        let Some(logical_key) = entry["logical_key"].as_str() else {
+            return Err(format!("entry {} has no logical_key", number + 1));
+        };
+        let physical_key = entry["physical_keys"]
+            .as_array()
+            .and_then(|keys| keys.first())
+            .and_then(Value::as_str);
+        if logical_key.starts_with(".quilt/") {
+            continue;
+        }
+        let Some(physical_key) = physical_key else {
+            continue;
+        };
+        entries.push(PackageEntry {
+            logical_key: logical_key.to_owned(),
+            size: entry["size"].as_u64().unwrap_or(0),
+            physical_key: physical_key.to_owned(),
+        });
+    }
+    entries.sort_by(|a, b| a.logical_key.cmp(&b.logical_key));
+    Ok(Manifest {
+        top_hash: top_hash.to_owned(),
+        user_meta: header
+            .get("user_meta")
+            .filter(|meta| meta.is_object())
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default())),
+        message: header["message"].as_str().map(str::to_owned),
+        entries,
+    })
+}
+
+/// The package's metadata: its `entry.json` file when the manifest has one in `bucket` and it
+/// reads as JSON, else the header's `user_meta`.
+pub async fn package_metadata(store: &dyn ObjectStore, bucket: &str, manifest: &Manifest) -> Value {
+    let stored = manifest
+        .entries
+        .iter()
+        .find(|entry| entry.logical_key == "entry.json")
+        .and_then(|entry| object_key(bucket, &entry.physical_key));
+    if let Some(key) = stored {
+        match store.get_bytes(&key, MAX_METADATA_BYTES).await {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(value) => return value,
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "entry.json is not JSON; using user_meta")
+                }
+            },
+            Err(e) => tracing::warn!(%key, error = %e, "entry.json unreadable; using user_meta"),
+        }
+    }
+    manifest.user_meta.clone()
+}
+
+/// The key of an `s3://{bucket}/{key}?versionId=…` URL in `bucket` (percent-decoded), or
+/// `None` for another bucket or a malformed URL.
+fn object_key(bucket: &str, physical_key: &str) -> Option<Key> {
+    let rest = physical_key
+        .strip_prefix("s3://")?
+        .strip_prefix(bucket)?
+        .strip_prefix('/')?;
+    let encoded = rest.split('?').next()?;
+    Key::new(percent_decode(encoded)?).ok()
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bw_store::{FsStore, PutOptions};
+    use bytes::Bytes;
+
+    #[test]
+    fn events_parse_and_filter() {
+        let body = r#"{"detail-type":"package-revision","detail":{"bucket":"quilt-example","handle":"benchling/EXP1","topHash":"abc"}}"#;
+        let event = PackageEvent::from_body(body).unwrap();
+        assert_eq!(event.top_hash.as_deref(), Some("abc"));
+        assert!(event.is_ours("quilt-example", "benchling"));
+        assert!(!event.is_ours("other-bucket", "benchling"));
+        assert!(!event.is_ours("quilt-example", "bench"));
+        assert!(!event.is_ours("quilt-example", "benchling/EXP1"));
+        for bad in [
+            "not json",
+            r#"{"detail":{"bucket":"b"}}"#,
+            r#"{"detail":{"bucket":"","handle":"a/b"}}"#,
+            r#"{"detail":{"bucket":"b","handle":"a/b","topHash":7}}"#,
+        ] {
+            assert!(PackageEvent::from_body(bad).is_err(), "{bad}");
+        }
+    }
+
+    async fn put(store: &FsStore, key: &str, body: &str) {
+        store
+            .put_bytes(
+                &Key::new(key).unwrap(),
+                Bytes::from(body.to_owned()),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn manifests_list_files_and_metadata_prefers_entry_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        assert!(matches!(
+            latest_manifest(&store, "benchling/EXP1").await,
+            Err(RegistryError::NoSuchPackage(_))
+        ));
+        put(
+            &store,
+            ".quilt/named_packages/benchling/EXP1/latest",
+            "abc123\n",
+        )
+        .await;
+        put(
+            &store,
+            ".quilt/packages/abc123",
+            concat!(
+                r#"{"version":"v0","message":"Benchling v2.entry.updated.fields","user_meta":{"entry_id":"etr_1"}}"#, "\n",
+                r#"{"logical_key":"z.csv","physical_keys":["s3://quilt-example/benchling/EXP1/z.csv?versionId=1"],"size":5}"#, "\n",
+                r#"{"logical_key":"entry.json","physical_keys":["s3://quilt-example/benchling/EXP1/entry%20data.json"],"size":9}"#, "\n",
+                r#"{"logical_key":".quilt/x","physical_keys":["s3://quilt-example/x"],"size":1}"#, "\n",
+                r#"{"logical_key":"a.csv","physical_keys":[],"size":3}"#, "\n",
+            ),
+        )
+        .await;
+        let manifest = latest_manifest(&store, "benchling/EXP1").await.unwrap();
+        let keys: Vec<_> = manifest
+            .entries
+            .iter()
+            .map(|e| e.logical_key.as_str())
+            .collect();
+        assert_eq!(keys, ["entry.json", "z.csv"]);
+        assert_eq!(
+            manifest.message.as_deref(),
+            Some("Benchling v2.entry.updated.fields")
+        );
+        // entry.json is missing from the store: user_meta is the fallback.
+        assert_eq!(
+            package_metadata(&store, "quilt-example", &manifest).await,
+            serde_json::json!({"entry_id": "etr_1"})
+        );
+        put(
+            &store,
+            "benchling/EXP1/entry data.json",
+            r#"{"canvas_id":"cnvs_1"}"#,
+        )
+        .await;
+        assert_eq!(
+            package_metadata(&store, "quilt-example", &manifest).await["canvas_id"],
+            "cnvs_1"
+        );
+        put(&store, ".quilt/packages/abc123", "not json").await;
+        assert!(matches!(
+            latest_manifest(&store, "benchling/EXP1").await,
+            Err(RegistryError::Malformed { .. })
+        ));
+    }
+}
