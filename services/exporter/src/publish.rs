@@ -298,7 +298,7 @@ async fn upload(
 }
 
 /// A task's result, re-raising its panic here rather than turning a bug into a retryable error.
-fn joined<T>(result: Result<T, JoinError>) -> Result<T, UploadError> {
+pub(crate) fn joined<T>(result: Result<T, JoinError>) -> Result<T, UploadError> {
     result.map_err(|error| match error.try_into_panic() {
         Ok(panic) => std::panic::resume_unwind(panic),
         Err(cancelled) => UploadError::Interrupted(cancelled.to_string()),

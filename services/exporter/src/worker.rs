@@ -26,7 +26,9 @@ use tracing::Instrument as _;
 use crate::archive::{Archive, ArchiveError, ArchiveLimits};
 use crate::download::{DownloadError, DownloadLimits, download_to_file};
 use crate::export::{ExportError, ExportOptions, run_export};
-use crate::publish::{PACKAGER_FILES, UploadError, UploadOptions, prune_stale, upload_members};
+use crate::publish::{
+    PACKAGER_FILES, UploadError, UploadOptions, joined, prune_stale, upload_members,
+};
 
 /// A file list up to this size travels in the render message; a longer one is stored. SQS
 /// messages may hold 256 KiB; this leaves room for the rest of the job.
@@ -196,9 +198,8 @@ impl ExportWorker {
         let zip = work.path().join("export.zip");
         let bytes = download_to_file(&self.http, &url, &zip, &self.settings.download).await?;
         let limits = self.settings.archive;
-        let archive = tokio::task::spawn_blocking(move || Archive::open(zip, limits))
-            .await
-            .map_err(|e| JobError::TempDir(io::Error::other(e.to_string())))??;
+        let archive =
+            joined(tokio::task::spawn_blocking(move || Archive::open(zip, limits)).await)??;
         let written =
             upload_members(archive, Arc::clone(&store), &prefix, &self.settings.upload).await?;
         let pruned = prune_stale(store.as_ref(), &prefix, &written, &PACKAGER_FILES).await?;
