@@ -3,9 +3,8 @@
 //! the export job to receiving the render job the exporter sends when the package files are all
 //! written.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -14,18 +13,14 @@ use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
 use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, secret_json};
 use bw_testkit::moto::{Moto, WorkerQueues};
 use bw_testkit::stub::free_port;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::service_bench::buckets;
+use crate::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
 use crate::service_bench::process;
 use crate::service_bench::procfs::{self, CpuMeter};
 use crate::shapes::{self, Shape};
 use crate::{Backend, spread_subdirectories, sync_disks};
-
-/// The OAuth client the stand-in accepts and the secret names.
-const CLIENT_ID: &str = "bench-client";
-/// Its secret.
-const CLIENT_SECRET: &str = "bench-secret";
 
 /// Longest wait for the render job. Far above any expected run, so only a stuck run hits it.
 const JOB_TIMEOUT: Duration = Duration::from_secs(900);
@@ -147,21 +142,9 @@ async fn measure(
     env.extend(setup.extra_env.iter().cloned());
 
     let log_path = setup.logs.join(format!("{label}.log"));
-    let log = File::create(&log_path)?;
-    let mut child = Command::new(&setup.exporter)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", setup.exporter.display()))?;
-    let pid = child.id().context("the exporter exited at once")?;
+    let (mut child, pid) =
+        process::start(&setup.exporter, env, &log_path, port, "exporter").await?;
     let seen = |e: anyhow::Error| e.context(format!("exporter log: {}", log_path.display()));
-    process::wait_ready(&mut child, port, "exporter")
-        .await
-        .map_err(seen)?;
 
     let export_queue = SqsQueue::new(setup.sqs.clone(), export_url);
     let render_queue = SqsQueue::new(setup.sqs.clone(), render_url);

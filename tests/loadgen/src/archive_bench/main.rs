@@ -32,7 +32,7 @@ use bw_testkit::moto::Moto;
 
 use crate::exporter::Setup;
 use crate::report::Sample;
-use crate::service_bench::procfs;
+use crate::service_bench::{cli, procfs};
 use crate::shapes::Shape;
 
 /// PUTs in flight in the S3 ceiling: the exporter's default `UPLOAD_CONCURRENCY`.
@@ -114,9 +114,7 @@ struct Options {
 impl Options {
     /// Reads the flags; `None` for `--help`.
     fn parse(words: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Self>> {
-        let exe = std::env::current_exe().context("locating this executable")?;
-        let bin_dir = exe.parent().context("this executable has no directory")?;
-        let target = bin_dir.parent().unwrap_or(bin_dir);
+        let (bin_dir, target) = cli::locations()?;
         let mut options = Self {
             repeats: 3,
             shapes: shapes::SHAPES.to_vec(),
@@ -135,12 +133,7 @@ impl Options {
                 .next()
                 .with_context(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
-                "--repeats" => {
-                    options.repeats =
-                        value.parse().ok().filter(|&n| n > 0).with_context(|| {
-                            format!("--repeats {value:?}: expected a count ≥ 1")
-                        })?;
-                }
+                "--repeats" => options.repeats = cli::count(&flag, &value, 1)?,
                 "--shapes" => {
                     options.shapes = list(&value).map(Shape::named).collect::<Result<_, _>>()?;
                 }
@@ -151,12 +144,7 @@ impl Options {
                 "--exporter" => options.exporter = PathBuf::from(value),
                 "--work" => options.work = PathBuf::from(value),
                 "--out" => options.out = PathBuf::from(value),
-                "--set" => {
-                    let (name, value) = value
-                        .split_once('=')
-                        .with_context(|| format!("--set {value:?}: expected NAME=VALUE"))?;
-                    options.extra_env.push((name.to_owned(), value.to_owned()));
-                }
+                "--set" => options.extra_env.push(cli::env_pair(&value)?),
                 _ => bail!("unknown flag {flag:?}\n{USAGE}"),
             }
         }

@@ -29,7 +29,7 @@ use anyhow::{Context as _, bail};
 use bw_testkit::moto::Moto;
 
 use crate::run::{Setup, Shape};
-use crate::service_bench::procfs;
+use crate::service_bench::{cli, procfs};
 
 /// The command line.
 struct Options {
@@ -43,9 +43,7 @@ struct Options {
 impl Options {
     /// Reads the flags; `None` for `--help`.
     fn parse(words: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Self>> {
-        let exe = std::env::current_exe().context("locating this executable")?;
-        let bin_dir = exe.parent().context("this executable has no directory")?;
-        let target = bin_dir.parent().unwrap_or(bin_dir);
+        let (bin_dir, target) = cli::locations()?;
         let mut options = Self {
             repeats: 3,
             shape: Shape {
@@ -65,32 +63,18 @@ impl Options {
                 .next()
                 .with_context(|| format!("{flag} needs a value"))?;
             match flag.as_str() {
-                "--repeats" => options.repeats = count(&flag, &value, 1)?,
+                "--repeats" => options.repeats = cli::count(&flag, &value, 1)?,
                 // One job alone plus at least one in the burst.
-                "--entries" => options.shape.entries = count(&flag, &value, 2)?,
-                "--files" => options.shape.files = count(&flag, &value, 1)?,
+                "--entries" => options.shape.entries = cli::count(&flag, &value, 2)?,
+                "--files" => options.shape.files = cli::count(&flag, &value, 1)?,
                 "--packager" => options.packager = PathBuf::from(value),
                 "--out" => options.out = PathBuf::from(value),
-                "--set" => {
-                    let (name, value) = value
-                        .split_once('=')
-                        .with_context(|| format!("--set {value:?}: expected NAME=VALUE"))?;
-                    options.extra_env.push((name.to_owned(), value.to_owned()));
-                }
+                "--set" => options.extra_env.push(cli::env_pair(&value)?),
                 _ => bail!("unknown flag {flag:?}\n{USAGE}"),
             }
         }
         Ok(Some(options))
     }
-}
-
-/// `value` as a count of at least `min`.
-fn count(flag: &str, value: &str, min: usize) -> anyhow::Result<usize> {
-    value
-        .parse()
-        .ok()
-        .filter(|&n| n >= min)
-        .with_context(|| format!("{flag} {value:?}: expected a count ≥ {min}"))
 }
 
 const USAGE: &str = "usage: render-bench [--repeats N] [--entries N] [--files N] \

@@ -3,9 +3,8 @@
 //! rest sent at once and timed until the last canvas notice; then the checks.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,17 +18,14 @@ use bw_testkit::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
 use bw_testkit::moto::Moto;
 use bw_testkit::stub::free_port;
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::task::JoinSet;
 
 use crate::service_bench::buckets;
+use crate::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
 use crate::service_bench::process;
 use crate::service_bench::procfs::{self, CpuMeter};
 
-/// The OAuth client the stand-in accepts and the secret names.
-const CLIENT_ID: &str = "bench-client";
-/// Its secret.
-const CLIENT_SECRET: &str = "bench-secret";
 /// The linked entities in every entry's notes, which the packager names through Benchling.
 const LINKED: [(&str, &str); 2] = [("bfi_benchA", "Strain A"), ("bfi_benchB", "Strain B")];
 /// The metadata files the packager writes per package.
@@ -256,21 +252,9 @@ async fn measure(
     env.extend(setup.extra_env.iter().cloned());
 
     let log_path = setup.logs.join(format!("packager-{repeat}.log"));
-    let log = File::create(&log_path)?;
-    let mut child = Command::new(&setup.packager)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", setup.packager.display()))?;
-    let pid = child.id().context("the packager exited at once")?;
+    let (mut child, pid) =
+        process::start(&setup.packager, env, &log_path, port, "packager").await?;
     let seen = |e: anyhow::Error| e.context(format!("packager log: {}", log_path.display()));
-    process::wait_ready(&mut child, port, "packager")
-        .await
-        .map_err(seen)?;
 
     let (first, rest) = jobs.split_first().context("no jobs")?;
     let started = Instant::now();

@@ -1,6 +1,10 @@
-//! A service binary as a child process: readiness over `/health/ready`, and a clean stop.
+//! A service binary as a child process: started with its output in a log file, readiness over
+//! `/health/ready`, and a clean stop.
 
+use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -13,8 +17,36 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the service to exit after SIGTERM.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Starts `binary` with exactly `env`, its stdout and stderr going to `log`, and waits until it
+/// is ready on `port`. Returns the child (killed if dropped) and its pid; errors name the log.
+pub async fn start(
+    binary: &Path,
+    env: Vec<(String, String)>,
+    log: &Path,
+    port: u16,
+    service: &str,
+) -> anyhow::Result<(Child, u32)> {
+    let file = File::create(log)?;
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let pid = child
+        .id()
+        .with_context(|| format!("the {service} exited at once"))?;
+    wait_ready(&mut child, port, service)
+        .await
+        .with_context(|| format!("{service} log: {}", log.display()))?;
+    Ok((child, pid))
+}
+
 /// Waits for `GET /health/ready` on `port` to answer 200 (secret loaded, queues reachable).
-pub async fn wait_ready(child: &mut Child, port: u16, service: &str) -> anyhow::Result<()> {
+async fn wait_ready(child: &mut Child, port: u16, service: &str) -> anyhow::Result<()> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + READY_TIMEOUT;
     while Instant::now() < deadline {
