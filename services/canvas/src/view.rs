@@ -12,6 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+/// Longest metadata Markdown put on a canvas; larger metadata is cut at a line with a note
+/// pointing to the catalog, so a huge `entry.json` cannot make Benchling refuse the update.
+pub const MAX_METADATA_MARKDOWN: usize = 32 * 1024;
+
 /// Files per browser page unless a button says otherwise.
 pub const DEFAULT_PAGE_SIZE: u32 = 15;
 
@@ -365,6 +369,17 @@ impl Canvas<'_> {
             code_span(self.name_of(target))
         );
         bullets(meta, 0, &mut body);
+        if body.len() > MAX_METADATA_MARKDOWN {
+            let mut cut = MAX_METADATA_MARKDOWN;
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            body.truncate(body[..cut].rfind('\n').map_or(cut, |line| line + 1));
+            body.push_str(&format!(
+                "\n*Metadata truncated: see all of it in the [catalog]({}).*\n",
+                self.package_url(self.name_of(target))
+            ));
+        }
         let buttons = [
             self.button(
                 ButtonAction::paged(false, target.clone(), page, size),
@@ -541,5 +556,29 @@ mod tests {
             r"see [https://example.com](https://example.com)) and \*x\*"
         );
         assert_eq!(linkify("no links"), "no links");
+    }
+
+    #[test]
+    fn huge_metadata_is_cut_at_a_line_with_a_link_to_the_catalog() {
+        let entry = EntryId::parse("etr_1").unwrap();
+        let canvas = Canvas {
+            entry_id: &entry,
+            display_id: "EXP1",
+            package: "benchling/EXP1",
+            bucket: "bucket",
+            quilt_host: "catalog.example.com",
+        };
+        let meta: serde_json::Map<String, Value> = (0..5_000)
+            .map(|i| (format!("field_{i}"), Value::from("é".repeat(20))))
+            .collect();
+        let blocks = canvas.metadata(&PackageTarget::Primary, &Value::Object(meta), 0, 15);
+        let Block::Markdown { value, .. } = &blocks[0] else {
+            panic!("not markdown")
+        };
+        assert!(value.len() < MAX_METADATA_MARKDOWN + 200, "{}", value.len());
+        let (kept, note) = value.rsplit_once("\n\n*Metadata truncated").unwrap();
+        // Whole lines only: the last one kept is complete.
+        assert!(kept.lines().last().unwrap().ends_with(&"é".repeat(20)));
+        assert!(note.contains("https://catalog.example.com/b/bucket/packages/benchling/EXP1"));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bw_canvas::athena::{AthenaError, AthenaOptions, PackageQuery};
 use bw_testkit::moto::Moto;
 use bw_testkit::stub::{StubRequest, StubResponse, StubServer};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn options(workgroup: &str) -> AthenaOptions {
     AthenaOptions {
@@ -20,21 +20,11 @@ fn options(workgroup: &str) -> AthenaOptions {
 }
 
 async fn seed(moto: &Moto, rows: &[[&str; 4]]) {
-    let rows: Vec<Value> = std::iter::once(["pkg_name", "timestamp", "message", "user_meta"])
-        .chain(rows.iter().copied())
-        .map(|row| json!({"Data": row.iter().map(|v| json!({"VarCharValue": v})).collect::<Vec<_>>()}))
+    let header: &[&str] = &["pkg_name", "timestamp", "message", "user_meta"];
+    let rows: Vec<&[&str]> = std::iter::once(header)
+        .chain(rows.iter().map(|row| row.as_slice()))
         .collect();
-    let status = reqwest::Client::new()
-        .post(format!(
-            "{}/moto-api/static/athena/query-results",
-            moto.endpoint()
-        ))
-        .json(&json!({"results": [{"rows": rows, "column_info": []}]}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 201);
+    moto.queue_athena_result(&rows).await;
 }
 
 /// One test for every moto case: seeded results are one queue for the whole server.

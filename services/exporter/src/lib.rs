@@ -133,14 +133,28 @@ pub async fn run(
             },
         },
     };
-    bw_worker::serve(
-        &config.worker,
-        queues.export,
-        secret,
-        listener,
-        Arc::new(handler),
-        stop,
-    )
-    .await?;
+    let consumer = bw_worker::Consumer::new(&config.worker, queues.export, Arc::new(handler));
+    bw_worker::serve(vec![consumer], secret, listener, stop).await?;
     Ok(())
+}
+
+impl bw_worker::Service for ExporterConfig {
+    type Error = RunError;
+
+    fn worker(&self) -> &bw_worker::WorkerConfig {
+        &self.worker
+    }
+
+    fn telemetry(&self) -> &bw_telemetry::TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn is_config_error(error: &RunError) -> bool {
+        matches!(error, RunError::Client(_))
+    }
+
+    async fn run(self, probes: TcpListener, stop: watch::Receiver<bool>) -> Result<(), RunError> {
+        let connections = connect(&self).await;
+        run(&self, connections, probes, stop).await
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, BenchlingError, Entry};
-use bw_config::{SecretState, SecretWatch};
+use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob};
 use bw_queue::{OutgoingMessage, Queue, QueueError};
@@ -157,12 +157,7 @@ pub struct ExportWorker {
 
 impl ExportWorker {
     async fn run(&self, job: &ExportJob) -> Result<Outcome, JobError> {
-        let secret = self.secret.secret().ok_or_else(|| {
-            JobError::Secret(match self.secret.state() {
-                SecretState::Unavailable { error, .. } => error,
-                _ => "still loading".to_owned(),
-            })
-        })?;
+        let secret = self.secret.loaded().map_err(JobError::Secret)?;
         let store = self
             .buckets
             .open(&secret.user_bucket)

@@ -1,6 +1,7 @@
-//! Every service in one process, for a laptop: the ingress, the exporter and the packager share
-//! in-process queues and a directory of buckets, so one command runs the whole pipeline without
-//! AWS. Quilt's packager messages are logged, since no Quilt stack reads them locally.
+//! Every service in one process, for a laptop: the ingress, the exporter, the packager and the
+//! canvas worker share in-process queues and a directory of buckets, so one command runs the
+//! whole pipeline without AWS. Quilt's packager messages are logged, since no Quilt stack reads
+//! them locally (so no package events arrive and canvases list no linked packages).
 //!
 //! Each service reads its own configuration from the same environment, exactly as its binary
 //! does; only the queues and the store are shared here instead of named by URL.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bw_canvas::{CanvasConfig, CanvasQueues};
 use bw_config::StoreBackend;
 use bw_config::{ConfigError, Env, FieldError, SecretWatch};
 use bw_exporter::{ExportQueues, ExporterConfig};
@@ -30,6 +32,8 @@ pub struct LocalConfig {
     pub exporter: ExporterConfig,
     /// The packager's.
     pub packager: PackagerConfig,
+    /// The canvas worker's.
+    pub canvas: CanvasConfig,
     /// Where the buckets live (`OBJECT_STORE_DIR`, default `.local/buckets`).
     pub buckets: PathBuf,
     /// `LOCAL_BENCHLING_STAND_IN`: serve Benchling's API from a stand-in on loopback (the
@@ -45,7 +49,10 @@ impl LocalConfig {
         let ingress = IngressConfig::from_env(env()).map_err(|e| errors.extend(e.0));
         let exporter = ExporterConfig::from_env(env()).map_err(|e| errors.extend(e.0));
         let packager = PackagerConfig::from_env(env()).map_err(|e| errors.extend(e.0));
-        let (Ok(ingress), Ok(exporter), Ok(packager)) = (ingress, exporter, packager) else {
+        let canvas = CanvasConfig::from_env(env()).map_err(|e| errors.extend(e.0));
+        let (Ok(ingress), Ok(exporter), Ok(packager), Ok(canvas)) =
+            (ingress, exporter, packager, canvas)
+        else {
             return Err(ConfigError(errors));
         };
         if !matches!(exporter.queues, bw_exporter::QueueBackend::Embedded) {
@@ -76,6 +83,7 @@ impl LocalConfig {
             ingress,
             exporter,
             packager,
+            canvas,
             buckets,
             stand_in,
         })
@@ -94,6 +102,9 @@ pub enum LocalError {
     /// The packager failed, or its README template is unusable.
     #[error("packager: {0}")]
     Packager(#[from] bw_packager::RunError),
+    /// The canvas worker failed.
+    #[error("canvas: {0}")]
+    Canvas(#[from] bw_canvas::RunError),
 }
 
 /// Runs the services until `stop` turns true, then stops them gracefully.
@@ -112,7 +123,8 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
     let _stand_in = if config.stand_in {
         let stand_in = start_stand_in(&secret).await;
         config.exporter.benchling.base_url = Some(stand_in.0.clone());
-        config.packager.benchling.base_url = Some(stand_in.0);
+        config.packager.benchling.base_url = Some(stand_in.0.clone());
+        config.canvas.benchling.base_url = Some(stand_in.0);
         Some(stand_in.1)
     } else {
         None
@@ -148,11 +160,12 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
     tracing::info!(
         buckets = %config.buckets.display(),
         ingress = %ingress.addr(),
-        "local pipeline running: ingress, exporter and packager on in-process queues"
+        "local pipeline running: ingress, exporter, packager and canvas on in-process queues"
     );
     // The ingress answers the probes for the whole process; the workers' go to free ports.
     let probes = || TcpListener::bind((config.ingress.host, 0));
-    let (exporter_probes, packager_probes) = (
+    let (exporter_probes, packager_probes, canvas_probes) = (
+        probes().await.map_err(LocalError::Ingress)?,
         probes().await.map_err(LocalError::Ingress)?,
         probes().await.map_err(LocalError::Ingress)?,
     );
@@ -161,7 +174,7 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         &config.exporter,
         bw_exporter::Connections {
             queues: ExportQueues {
-                export,
+                export: Arc::clone(&export),
                 render: Arc::clone(&render),
                 canvas: Arc::clone(&canvas),
             },
@@ -176,20 +189,37 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         bw_packager::Connections {
             queues: PackagerQueues {
                 render,
-                canvas,
+                canvas: Arc::clone(&canvas),
                 packager: quilt,
             },
-            secret,
-            buckets,
+            secret: secret.clone(),
+            buckets: buckets.clone(),
             readme,
         },
         packager_probes,
+        stop.clone(),
+    );
+    let canvas = bw_canvas::run(
+        &config.canvas,
+        bw_canvas::Connections {
+            queues: CanvasQueues {
+                canvas,
+                export,
+                package_events: None,
+            },
+            secret,
+            buckets,
+            query: None,
+        },
+        canvas_probes,
         stop,
     );
-    let (ingress, exporter, packager) = tokio::join!(ingress.run(), exporter, packager);
+    let (ingress, exporter, packager, canvas) =
+        tokio::join!(ingress.run(), exporter, packager, canvas);
     ingress.map_err(LocalError::Ingress)?;
     exporter?;
     packager?;
+    canvas?;
     Ok(())
 }
 

@@ -180,14 +180,31 @@ pub async fn run(
         queues: queues.clone(),
         readme,
     };
-    bw_worker::serve(
-        &config.worker,
-        queues.render,
-        secret,
-        listener,
-        Arc::new(handler),
-        stop,
-    )
-    .await?;
+    let consumer = bw_worker::Consumer::new(&config.worker, queues.render, Arc::new(handler));
+    bw_worker::serve(vec![consumer], secret, listener, stop).await?;
     Ok(())
+}
+
+impl bw_worker::Service for PackagerConfig {
+    type Error = RunError;
+
+    fn worker(&self) -> &bw_worker::WorkerConfig {
+        &self.worker
+    }
+
+    fn telemetry(&self) -> &bw_telemetry::TelemetryConfig {
+        &self.telemetry
+    }
+
+    fn is_config_error(error: &RunError) -> bool {
+        matches!(
+            error,
+            RunError::Template(_) | RunError::TemplateSource { .. } | RunError::Client(_)
+        )
+    }
+
+    async fn run(self, probes: TcpListener, stop: watch::Receiver<bool>) -> Result<(), RunError> {
+        let connections = connect(&self).await?;
+        run(&self, connections, probes, stop).await
+    }
 }

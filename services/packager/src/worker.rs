@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, Entry, NameLookup};
-use bw_config::{SecretState, SecretWatch};
+use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, FileList, PackageFile, RenderJob};
 use bw_queue::{OutgoingMessage, Queue, QueueError};
@@ -119,12 +119,7 @@ pub struct PackageWorker {
 
 impl PackageWorker {
     async fn run(&self, job: &RenderJob) -> Result<Outcome, JobError> {
-        let secret = self.secret.secret().ok_or_else(|| {
-            JobError::Secret(match self.secret.state() {
-                SecretState::Unavailable { error, .. } => error,
-                _ => "still loading".to_owned(),
-            })
-        })?;
+        let secret = self.secret.loaded().map_err(JobError::Secret)?;
         let store = self.buckets.open(&job.bucket).map_err(JobError::Location)?;
         let published_key = key(bookkeeping::published_key(&job.entry_id))?;
         if self.published(store.as_ref(), &published_key, job).await? {

@@ -126,6 +126,18 @@ impl SecretWatch {
         }
     }
 
+    /// The secret, or why it is not available (for a job's error).
+    ///
+    /// # Errors
+    /// The load error, or "still loading".
+    pub fn loaded(&self) -> Result<Arc<BenchlingSecret>, String> {
+        match &*self.rx.borrow() {
+            SecretState::Ready(secret) => Ok(secret.clone()),
+            SecretState::Unavailable { error, .. } => Err(error.clone()),
+            SecretState::Loading => Err("still loading".to_owned()),
+        }
+    }
+
     /// Waits until a secret is loaded (workers call this before they poll).
     pub async fn ready(&mut self) -> Option<Arc<BenchlingSecret>> {
         let state = self

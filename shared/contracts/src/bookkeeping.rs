@@ -9,12 +9,14 @@
 //! - `{version}/files.json`: the files written, when too many for the render message;
 //! - `published.json`: a [`PublishedRecord`] for the last version announced to Quilt. The
 //!   packager writes it right after sending the packager message; the exporter skips a job
-//!   whose entry version it names.
+//!   whose entry version it names;
+//! - `canvas.json`: a [`CanvasRecord`], the entry's canvas and its last failed update, kept by
+//!   the canvas worker so later renders and package events find both.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::id::EntryId;
+use crate::id::{CanvasId, EntryId};
 
 /// The folder at the bucket root that holds every record of this system.
 pub const BOOKKEEPING_ROOT: &str = ".benchling-webhook";
@@ -51,6 +53,32 @@ pub fn file_list_key(entry: &EntryId, modified_at: &DateTime<Utc>) -> String {
 /// Key of the entry's [`PublishedRecord`].
 pub fn published_key(entry: &EntryId) -> String {
     format!("{}published.json", entry_records(entry))
+}
+
+/// Key of the entry's [`CanvasRecord`].
+pub fn canvas_key(entry: &EntryId) -> String {
+    format!("{}canvas.json", entry_records(entry))
+}
+
+/// What the canvas worker remembers about an entry's canvas.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanvasRecord {
+    /// The entry's canvas, once one was created or rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canvas_id: Option<CanvasId>,
+    /// The last update that failed, kept so every later render can show it until a newer
+    /// version is announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<UpdateFailure>,
+}
+
+/// An update that failed for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateFailure {
+    /// Why, in words a user can act on.
+    pub reason: String,
+    /// When it was reported.
+    pub at: DateTime<Utc>,
 }
 
 /// The last entry version announced to Quilt's packager.

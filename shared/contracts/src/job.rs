@@ -178,6 +178,9 @@ pub enum CanvasAction {
         /// When the packager message was sent.
         published_at: DateTime<Utc>,
     },
+    /// Quilt built a new revision of the entry's package (a package event): render the main
+    /// view with a fresh linked-package query.
+    Refresh,
     /// An export failed for good: show the reason on the entry's canvas.
     ExportFailed {
         /// Why, in words a user can act on (no URLs or credentials).

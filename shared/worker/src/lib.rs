@@ -4,12 +4,15 @@
 //! redelivery with backoff, and a graceful stop that releases unfinished jobs at once; plus the
 //! liveness and readiness probes every worker serves.
 
+mod binary;
 mod probe;
 mod runtime;
 mod service;
 
+pub use binary::{Service, main};
 pub use probe::{Readiness, serve_probes};
 pub use runtime::{
-    Failure, Handler, JobContext, Worker, WorkerHealth, WorkerOptions, shutdown_on_signals,
+    Failure, Handler, Incoming, JobContext, Worker, WorkerHealth, WorkerOptions,
+    shutdown_on_signals,
 };
-pub use service::{WorkerConfig, serve};
+pub use service::{Consumer, WorkerConfig, serve};

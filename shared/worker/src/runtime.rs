@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bw_contracts::{Job, JobEnvelope};
+use bw_contracts::{EntryId, Job, JobEnvelope};
 use bw_queue::{
     MAX_BATCH, MAX_WAIT, OutgoingMessage, Queue, QueueError, ReceiptHandle, ReceivedMessage,
 };
@@ -37,11 +37,39 @@ pub struct JobContext {
     pub receive_count: u32,
 }
 
+/// A message a worker can run: decoded from a queue body.
+///
+/// Every [`Job`] is one, read from its [`JobEnvelope`]; a queue another system fills (such as
+/// Quilt's package events) gets its own implementation.
+pub trait Incoming: Sized + Send + Sync {
+    /// Reads a message body: the job and the W3C trace context of its producer, if any.
+    ///
+    /// # Errors
+    /// Why the body can never be run; the message goes to the dead-letter queue.
+    fn decode(body: &str) -> Result<(Self, Option<String>), String>;
+
+    /// The entry the job is about, for its log line.
+    fn entry_id(&self) -> Option<&EntryId> {
+        None
+    }
+}
+
+impl<J: Job + Send + Sync> Incoming for J {
+    fn decode(body: &str) -> Result<(Self, Option<String>), String> {
+        let envelope = JobEnvelope::<J>::from_body(body).map_err(|e| e.to_string())?;
+        Ok((envelope.job, envelope.traceparent))
+    }
+
+    fn entry_id(&self) -> Option<&EntryId> {
+        Job::entry_id(self)
+    }
+}
+
 /// What a worker does with each job.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// The job type it consumes.
-    type Job: Job + Send + Sync;
+    type Job: Incoming;
 
     /// Runs one job. Must be idempotent: a job may be delivered more than once.
     async fn handle(&self, job: &Self::Job, context: &JobContext) -> Result<(), Failure>;
@@ -295,13 +323,13 @@ async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
         detail = field::Empty,
     );
     let outcome = async {
-        match JobEnvelope::<H::Job>::from_body(&message.body) {
-            Err(e) => shared.dead_letter(&message, None, &e.to_string()).await,
-            Ok(envelope) => {
-                if let Some(traceparent) = &envelope.traceparent {
+        match H::Job::decode(&message.body) {
+            Err(e) => shared.dead_letter(&message, None, &e).await,
+            Ok((job, traceparent)) => {
+                if let Some(traceparent) = &traceparent {
                     bw_telemetry::set_parent(&tracing::Span::current(), traceparent);
                 }
-                if let Some(entry) = envelope.job.entry_id() {
+                if let Some(entry) = job.entry_id() {
                     tracing::Span::current().record("entry_id", entry.as_str());
                 }
                 let context = JobContext {
@@ -309,18 +337,13 @@ async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
                     receive_count: message.receive_count,
                 };
                 let result = shared
-                    .with_heartbeat(
-                        &message.receipt,
-                        shared.handler.handle(&envelope.job, &context),
-                    )
+                    .with_heartbeat(&message.receipt, shared.handler.handle(&job, &context))
                     .await;
                 match result {
                     Ok(()) => shared.finish(&message).await,
                     Err(Failure::Transient(reason)) => shared.retry_later(&message, &reason).await,
                     Err(Failure::Permanent(reason)) => {
-                        shared
-                            .dead_letter(&message, Some(&envelope.job), &reason)
-                            .await
+                        shared.dead_letter(&message, Some(&job), &reason).await
                     }
                 }
             }

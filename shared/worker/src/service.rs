@@ -1,17 +1,20 @@
 //! Running a worker as a service: the settings every worker reads the same way, and the start-up
 //! order they share (probes first, then wait for the Benchling secret, then consume).
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bw_config::{Env, SecretState, SecretWatch};
-use bw_queue::{Queue, QueueError};
+use bw_queue::{MAX_WAIT, Queue, QueueError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::probe::serve_probes;
-use crate::runtime::{Handler, Worker, WorkerOptions};
+use crate::runtime::{Handler, Worker, WorkerHealth, WorkerOptions};
 
 /// A worker service's own settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +29,9 @@ pub struct WorkerConfig {
     pub probe_port: u16,
     /// `SHUTDOWN_TIMEOUT_SECS`: how long running jobs may finish after SIGTERM (default 25).
     pub shutdown_timeout: Duration,
+    /// `RECEIVE_WAIT_SECS`: the longest long poll (1-20, default 20). Shorter waits cost more
+    /// requests on an idle queue.
+    pub receive_wait: Duration,
 }
 
 impl WorkerConfig {
@@ -43,6 +49,7 @@ impl WorkerConfig {
                 Duration::from_secs(25),
                 0..=600,
             ),
+            receive_wait: env.seconds_or("RECEIVE_WAIT_SECS", MAX_WAIT, 1..=20),
         }
     }
 }
@@ -60,36 +67,66 @@ impl WorkerConfig {
     }
 }
 
+/// A queue and the handler that runs its jobs, ready to be served.
+pub struct Consumer {
+    name: String,
+    health: WorkerHealth,
+    run: Box<dyn FnOnce(watch::Receiver<bool>) -> Consuming + Send>,
+}
+
+type Consuming = Pin<Box<dyn Future<Output = Result<(), QueueError>> + Send>>;
+
+impl Consumer {
+    /// Consumes `queue` with `handler`, with the concurrency, visibility and stop grace of
+    /// `config`.
+    pub fn new<H: Handler>(config: &WorkerConfig, queue: Arc<dyn Queue>, handler: Arc<H>) -> Self {
+        let name = queue.name().to_owned();
+        let worker = Worker::new(
+            queue,
+            WorkerOptions {
+                concurrency: config.concurrency,
+                visibility: config.visibility,
+                shutdown_grace: config.shutdown_timeout,
+                wait: config.receive_wait,
+                ..WorkerOptions::default()
+            },
+        );
+        Self {
+            name,
+            health: worker.health(),
+            run: Box::new(move |stop| Box::pin(async move { worker.run(handler, stop).await })),
+        }
+    }
+}
+
 /// Serves the probes on `listener`, waits for the Benchling secret (so jobs wait in their queue
-/// rather than fail while it is missing), then consumes `queue` with `handler` until `stop`
-/// turns true. Readiness is the secret loaded and the last receive successful.
-pub async fn serve<H: Handler>(
-    config: &WorkerConfig,
-    queue: Arc<dyn Queue>,
+/// rather than fail while it is missing), then runs every consumer until `stop` turns true.
+/// Readiness is the secret loaded and every consumer's last receive successful.
+///
+/// # Errors
+/// The first consumer whose queue cannot be set up; the others are stopped.
+pub async fn serve(
+    consumers: Vec<Consumer>,
     mut secret: SecretWatch,
     listener: TcpListener,
-    handler: Arc<H>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), QueueError> {
-    let worker = Worker::new(
-        Arc::clone(&queue),
-        WorkerOptions {
-            concurrency: config.concurrency,
-            visibility: config.visibility,
-            shutdown_grace: config.shutdown_timeout,
-            ..WorkerOptions::default()
-        },
-    );
-    let health = worker.health();
+    let health: Vec<(String, WorkerHealth)> = consumers
+        .iter()
+        .map(|c| (c.name.clone(), c.health.clone()))
+        .collect();
     let probe_secret = secret.clone();
     let readiness = move || match probe_secret.state() {
-        SecretState::Ready(_) => health.check(),
+        SecretState::Ready(_) => health
+            .iter()
+            .try_for_each(|(name, health)| health.check().map_err(|e| format!("{name}: {e}"))),
         SecretState::Loading => Err("the Benchling secret is loading".to_owned()),
         SecretState::Unavailable { error, .. } => Err(error),
     };
+    let queues: Vec<&str> = consumers.iter().map(|c| c.name.as_str()).collect();
     tracing::info!(
         probes = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
-        queue = queue.name(),
+        queues = %queues.join(", "),
         "worker service starting"
     );
     tokio::spawn(serve_probes(listener, Arc::new(readiness), stop.clone()));
@@ -100,5 +137,16 @@ pub async fn serve<H: Handler>(
         _ = secret.ready() => {}
         _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
     }
-    worker.run(handler, stop).await
+    let mut running = JoinSet::new();
+    for consumer in consumers {
+        running.spawn((consumer.run)(stop.clone()));
+    }
+    while let Some(finished) = running.join_next().await {
+        match finished {
+            Ok(result) => result?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }

@@ -155,6 +155,36 @@ impl Moto {
         .collect()
     }
 
+    /// Queues one Athena query result (the first row is the header): moto answers the next
+    /// query execution of the whole server with it.
+    ///
+    /// # Panics
+    ///
+    /// If moto refuses it.
+    pub async fn queue_athena_result(&self, rows: &[&[&str]]) {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|row| {
+                let cells: Vec<_> = row
+                    .iter()
+                    .map(|v| serde_json::json!({"VarCharValue": v}))
+                    .collect();
+                serde_json::json!({"Data": cells})
+            })
+            .collect();
+        let status = reqwest::Client::new()
+            .post(format!(
+                "{}/moto-api/static/athena/query-results",
+                self.endpoint()
+            ))
+            .json(&serde_json::json!({"results": [{"rows": rows, "column_info": []}]}))
+            .send()
+            .await
+            .expect("moto answers")
+            .status();
+        assert_eq!(status, 201, "moto refused the Athena result");
+    }
+
     /// `prefix` plus a short random suffix, so resources of tests sharing the server don't collide.
     pub fn unique_name(prefix: &str) -> String {
         let suffix = uuid::Uuid::new_v4().simple().to_string();

@@ -1,0 +1,672 @@
+//! The canvas worker end to end, in-process: canvas jobs and package events in through SQS on
+//! moto, the Quilt registry and bookkeeping records in S3 on moto, linked packages from Athena on
+//! moto, and every canvas create and update checked as the Benchling stand-in received it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bw_canvas::athena::{AthenaOptions, PackageQuery};
+use bw_canvas::{CanvasConfig, CanvasQueues, Connections};
+use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
+use bw_contracts::bookkeeping::{self, CanvasRecord, PublishedRecord};
+use bw_contracts::{
+    Button, ButtonAction, CanvasAction, CanvasJob, EntryId, EventType, ExportJob, JobEnvelope,
+    PackageTarget, Trigger,
+};
+use bw_queue::{OutgoingMessage, Queue, SqsQueue};
+use bw_store::Buckets;
+use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, RecordedRequest, secret_json};
+use bw_testkit::moto::Moto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const CLIENT_ID: &str = "canvas-client";
+const CLIENT_SECRET: &str = "canvas-secret-DO-NOT-LOG";
+const PACKAGE: &str = "benchling/EXP25000007";
+
+struct Rig {
+    moto: &'static Moto,
+    sqs: aws_sdk_sqs::Client,
+    bucket: String,
+    canvas: Arc<dyn Queue>,
+    canvas_url: String,
+    canvas_dead_letter: Arc<dyn Queue>,
+    export: Arc<dyn Queue>,
+    events: Arc<dyn Queue>,
+    events_dead_letter: Arc<dyn Queue>,
+    benchling: BenchlingStandIn,
+    athena: Option<aws_sdk_athena::Client>,
+    _secret_dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+}
+
+impl Rig {
+    /// A running canvas worker; `athena` names a workgroup to run linked-package queries in.
+    async fn start(athena: Option<&str>) -> Self {
+        let moto = Moto::shared();
+        let bucket = Moto::unique_name("canvas");
+        moto.create_bucket(&bucket).await;
+        let (canvas_url, canvas_dead_letter) = moto
+            .create_queue_with_dead_letter(&Moto::unique_name("canvas"), true, 30, 3)
+            .await;
+        let export_url = moto
+            .create_queue(&Moto::unique_name("export"), true, 30, None)
+            .await;
+        let (events_url, events_dead_letter) = moto
+            .create_queue_with_dead_letter(&Moto::unique_name("package-events"), false, 30, 3)
+            .await;
+        let sqs = moto.sqs_client().await;
+        let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+        let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
+        let dir = tempfile::tempdir().unwrap();
+        let secret_path = dir.path().join("secret.json");
+        std::fs::write(&secret_path, secret_json(CLIENT_ID, CLIENT_SECRET, &bucket)).unwrap();
+        let config = CanvasConfig::from_env(Env::from_pairs([
+            ("BENCHLING_API_BASE_URL", benchling.url()),
+            ("BENCHLING_RETRY_INITIAL_MS", "20".to_owned()),
+            ("QUILT_WEB_HOST", "catalog.example.com".to_owned()),
+            // moto holds a FIFO group busy for a whole long poll begun while one of its
+            // jobs ran; short polls keep the steps of a test quick.
+            ("RECEIVE_WAIT_SECS", "1".to_owned()),
+        ]))
+        .unwrap();
+        let sdk = moto.sdk_config().await;
+        let athena_client = athena.map(|_| aws_sdk_athena::Client::new(&sdk));
+        let query = match (athena, &athena_client) {
+            (Some(workgroup), Some(client)) => {
+                client
+                    .create_work_group()
+                    .name(workgroup)
+                    .send()
+                    .await
+                    .unwrap();
+                let options = AthenaOptions {
+                    first_poll: Duration::from_millis(10),
+                    ..AthenaOptions::new("quilt_catalog", workgroup)
+                };
+                Some(PackageQuery::new(client.clone(), options).unwrap())
+            }
+            _ => None,
+        };
+        let connections = Connections {
+            queues: CanvasQueues {
+                canvas: queue(&canvas_url),
+                export: queue(&export_url),
+                package_events: Some(queue(&events_url)),
+            },
+            secret: SecretWatch::connect(
+                Some(&SecretSource::File(secret_path)),
+                None,
+                SecretWatchOptions::default(),
+            ),
+            buckets: Buckets::S3(bw_store::s3_client(&sdk)),
+            query,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            bw_canvas::run(&config, connections, listener, stopped)
+                .await
+                .unwrap();
+        });
+        Self {
+            moto,
+            bucket,
+            canvas: queue(&canvas_url),
+            canvas_url,
+            canvas_dead_letter: queue(&canvas_dead_letter),
+            export: queue(&export_url),
+            events: queue(&events_url),
+            events_dead_letter: queue(&events_dead_letter),
+            sqs,
+            benchling,
+            athena: athena_client,
+            _secret_dir: dir,
+            stop,
+        }
+    }
+
+    /// Registers the entry's canvas in the stand-in.
+    fn add_canvas(&self, id: &str) {
+        self.benchling.add_canvas(json!({
+            "id": id,
+            "featureId": "quilt_entry",
+            "resourceId": FIXTURE_ENTRY_ID,
+            "enabled": true,
+            "blocks": [],
+        }));
+    }
+
+    async fn send(&self, canvas: Option<&str>, action: CanvasAction, at: &str) {
+        let job = CanvasJob {
+            canvas_id: canvas.map(|c| c.parse().unwrap()),
+            entry_id: Some(entry()),
+            feature_id: Some("quilt_entry".parse().unwrap()),
+            app_id: None,
+            action,
+            trigger: Trigger {
+                event_type: EventType::CanvasUserInteracted,
+                event_id: None,
+                webhook_id: None,
+                occurred_at: at.parse().unwrap(),
+                user_id: None,
+            },
+        };
+        self.canvas
+            .send(OutgoingMessage::job(job, None))
+            .await
+            .unwrap();
+    }
+
+    async fn click(&self, canvas: &str, action: ButtonAction, at: &str) {
+        let button = Button::new(entry(), action);
+        self.send(Some(canvas), CanvasAction::Button { button }, at)
+            .await;
+    }
+
+    /// Waits for the `count`-th request of `method` to the canvas and returns its JSON body.
+    async fn nth(&self, method: &str, path: &str, count: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let requests: Vec<RecordedRequest> = self.benchling.requests_to(method, path);
+            if let Some(request) = requests.get(count - 1) {
+                return request.json().expect("a JSON body");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {method} #{count} to {path}; got {}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Requests of `method` so far whose path starts with `path`.
+    fn count(&self, method: &str, path: &str) -> usize {
+        self.benchling.requests_to(method, path).len()
+    }
+
+    async fn patch(&self, canvas: &str, count: usize) -> Value {
+        self.nth("PATCH", &format!("/api/v2/app-canvases/{canvas}"), count)
+            .await
+    }
+
+    async fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
+        self.moto.put_object(&self.bucket, key, body.into()).await;
+    }
+
+    async fn record(&self) -> CanvasRecord {
+        let bytes = self
+            .moto
+            .get_object(&self.bucket, &bookkeeping::canvas_key(&entry()))
+            .await
+            .expect("a canvas record");
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Writes a package revision in the Quilt registry layout: `files` data files and an
+    /// `entry.json` naming the entry and `canvas`.
+    async fn publish_package(&self, top_hash: &str, files: usize, canvas: Option<&str>) {
+        let mut lines = vec![json!({"version": "v0", "message": "Benchling", "user_meta": {}})];
+        for i in 0..files {
+            lines.push(json!({
+                "logical_key": format!("data/part-{i:02}.csv"),
+                "physical_keys": [format!("s3://{}/{PACKAGE}/data/part-{i:02}.csv", self.bucket)],
+                "size": 1000 + i,
+            }));
+        }
+        lines.push(json!({
+            "logical_key": "entry.json",
+            "physical_keys": [format!("s3://{}/{PACKAGE}/entry.json?versionId=1", self.bucket)],
+            "size": 100,
+        }));
+        let manifest: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        self.put(&format!(".quilt/packages/{top_hash}"), manifest)
+            .await;
+        self.put(&format!(".quilt/named_packages/{PACKAGE}/latest"), top_hash)
+            .await;
+        let mut entry_json = json!({
+            "entry_id": FIXTURE_ENTRY_ID,
+            "display_id": "EXP25000007",
+            "web_url": "https://standin.benchling.com/entries/EXP25000007",
+        });
+        if let Some(canvas) = canvas {
+            entry_json["canvas_id"] = json!(canvas);
+        }
+        self.put(&format!("{PACKAGE}/entry.json"), entry_json.to_string())
+            .await;
+    }
+
+    /// Waits until the canvas queue holds no job, waiting or in flight: every job finished
+    /// and none was left for a retry.
+    async fn settled(&self) {
+        let wait = Instant::now() + Duration::from_secs(10);
+        while self.depth(&self.canvas_url).await > 0 {
+            assert!(Instant::now() < wait, "a canvas job was kept for a retry");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Messages in `url` waiting or in flight.
+    async fn depth(&self, url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as Name;
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(Name::ApproximateNumberOfMessages)
+            .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let map = attributes.attributes().unwrap();
+        [
+            Name::ApproximateNumberOfMessages,
+            Name::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|name| map[name].parse::<u64>().unwrap())
+        .sum()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn entry() -> EntryId {
+    FIXTURE_ENTRY_ID.parse().unwrap()
+}
+
+/// The Markdown of every block, joined, and the buttons as `(text, enabled)`.
+fn shown(body: &Value) -> (String, Vec<(String, bool)>) {
+    let mut markdown = String::new();
+    let mut buttons = Vec::new();
+    let mut visit = |block: &Value| match block["type"].as_str() {
+        Some("MARKDOWN") => markdown.push_str(block["value"].as_str().unwrap()),
+        Some("BUTTON") => buttons.push((
+            block["text"].as_str().unwrap().to_owned(),
+            block["enabled"].as_bool().unwrap(),
+        )),
+        other => panic!("unexpected block type {other:?}"),
+    };
+    for block in body["blocks"].as_array().expect("blocks") {
+        if block["type"] == "SECTION" {
+            block["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .for_each(&mut visit);
+        } else {
+            visit(block);
+        }
+    }
+    (markdown, buttons)
+}
+
+fn button_enabled(body: &Value, text: &str) -> bool {
+    let (_, buttons) = shown(body);
+    buttons
+        .iter()
+        .find(|(t, _)| t == text)
+        .unwrap_or_else(|| panic!("no {text:?} button in {body}"))
+        .1
+}
+
+async fn next(queue: &dyn Queue) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(message) = queue
+            .receive(1, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+        {
+            queue.delete(&message.receipt).await.unwrap();
+            return Some(message.body);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn an_initialized_canvas_is_created_once_and_remembered() {
+    let rig = Rig::start(None).await;
+    rig.send(None, CanvasAction::Create, "2026-01-01T00:00:00Z")
+        .await;
+    let created = rig.nth("POST", "/api/v2/app-canvases", 1).await;
+    assert_eq!(created["featureId"], "quilt_entry");
+    assert_eq!(created["resourceId"], FIXTURE_ENTRY_ID);
+    assert_eq!(created["enabled"], true);
+    assert!(created.get("data").is_none(), "no canvas data is sent");
+    let (markdown, buttons) = shown(&created);
+    assert!(markdown.contains("## EXP25000007"), "{markdown}");
+    assert!(markdown.contains("⏳ *Pending update*"), "{markdown}");
+    assert_eq!(
+        buttons,
+        [
+            ("Browse Package".to_owned(), true),
+            ("Update Package".to_owned(), true)
+        ]
+    );
+
+    // The record keeps the canvas created.
+    let wait = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        if let Some(bytes) = rig
+            .moto
+            .get_object(&rig.bucket, &bookkeeping::canvas_key(&entry()))
+            .await
+        {
+            break serde_json::from_slice::<CanvasRecord>(&bytes).unwrap();
+        }
+        assert!(Instant::now() < wait, "no canvas record");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let canvas = record.canvas_id.expect("the created canvas is remembered");
+
+    // Benchling asks again (or the job is redelivered): the canvas is reused, not duplicated.
+    rig.send(None, CanvasAction::Create, "2026-01-01T00:01:00Z")
+        .await;
+    rig.patch(canvas.as_str(), 1).await;
+    assert_eq!(rig.count("POST", "/api/v2/app-canvases"), 1);
+    assert_eq!(
+        rig.count("GET", "/api/v2/entries/"),
+        1,
+        "the display id is remembered between jobs"
+    );
+}
+
+#[tokio::test]
+async fn update_shows_updating_then_the_outcome_and_a_failure_stays_until_a_newer_version() {
+    let rig = Rig::start(None).await;
+    rig.add_canvas("cnvs_1");
+    rig.click("cnvs_1", ButtonAction::Update, "2026-01-01T00:00:00Z")
+        .await;
+    let updating = rig.patch("cnvs_1", 1).await;
+    let (markdown, _) = shown(&updating);
+    assert!(markdown.contains("⏳ *Updating...*"), "{markdown}");
+    assert!(!button_enabled(&updating, "Update Package"));
+    let export = next(rig.export.as_ref()).await.expect("an export job");
+    let export = JobEnvelope::<ExportJob>::from_body(&export).unwrap().job;
+    assert_eq!(export.entry_id, entry());
+    assert_eq!(export.canvas_id.unwrap().as_str(), "cnvs_1");
+
+    // The export failed for good: the reason shows, and stays on later renders.
+    rig.send(
+        Some("cnvs_1"),
+        CanvasAction::ExportFailed {
+            reason: "export task FAILED: *quota*".to_owned(),
+        },
+        "2026-01-01T00:01:00Z",
+    )
+    .await;
+    let failed = rig.patch("cnvs_1", 2).await;
+    let (markdown, _) = shown(&failed);
+    assert!(
+        markdown.contains(r"❌ *Update failed:* export task FAILED: \*quota\*"),
+        "{markdown}"
+    );
+    assert!(button_enabled(&failed, "Update Package"));
+    rig.click("cnvs_1", ButtonAction::Main, "2026-01-01T00:02:00Z")
+        .await;
+    let (markdown, _) = shown(&rig.patch("cnvs_1", 3).await);
+    assert!(markdown.contains("❌ *Update failed:*"), "{markdown}");
+    assert!(rig.record().await.failure.is_some());
+
+    // A newer version was announced: "Updated at" with the packager's time.
+    rig.send(
+        Some("cnvs_1"),
+        CanvasAction::Published {
+            published_at: "2026-01-01T00:03:00Z".parse().unwrap(),
+        },
+        "2026-01-01T00:03:00Z",
+    )
+    .await;
+    let (markdown, _) = shown(&rig.patch("cnvs_1", 4).await);
+    assert!(
+        markdown.contains("✅ *Updated at 2026-01-01 00:03 UTC*"),
+        "{markdown}"
+    );
+}
+
+#[tokio::test]
+async fn browse_and_metadata_read_the_package_from_the_registry() {
+    let rig = Rig::start(None).await;
+    rig.add_canvas("cnvs_1");
+    let paged = |metadata, package, page| ButtonAction::paged(metadata, package, page, 15);
+
+    // Not packaged yet.
+    rig.click(
+        "cnvs_1",
+        paged(false, PackageTarget::Primary, 0),
+        "2026-01-01T00:00:00Z",
+    )
+    .await;
+    let (markdown, buttons) = shown(&rig.patch("cnvs_1", 1).await);
+    assert!(markdown.contains("## Package Not Created"), "{markdown}");
+    assert!(buttons.contains(&("Update Package".to_owned(), true)));
+
+    rig.publish_package("aaaa", 20, Some("cnvs_1")).await;
+    rig.click(
+        "cnvs_1",
+        paged(false, PackageTarget::Primary, 1),
+        "2026-01-01T00:01:00Z",
+    )
+    .await;
+    let page = rig.patch("cnvs_1", 2).await;
+    let (markdown, _) = shown(&page);
+    assert!(markdown.contains("Page 2 of 2"), "{markdown}");
+    assert!(
+        markdown.contains("**Showing files 16-21 of 21**"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("`part-19.csv`"), "{markdown}");
+    assert!(button_enabled(&page, "← Previous"));
+    assert!(!button_enabled(&page, "Next →"));
+
+    rig.click(
+        "cnvs_1",
+        paged(true, PackageTarget::Primary, 1),
+        "2026-01-01T00:02:00Z",
+    )
+    .await;
+    let meta = rig.patch("cnvs_1", 3).await;
+    let (markdown, _) = shown(&meta);
+    assert!(markdown.contains("## Package Metadata"), "{markdown}");
+    assert!(
+        markdown.contains(&format!(
+            "- **entry\\_id**: {}",
+            FIXTURE_ENTRY_ID.replace('_', "\\_")
+        )),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("- **display\\_id**: EXP25000007"),
+        "{markdown}"
+    );
+
+    // A linked package that does not exist: the error view, whose Retry is the primary one.
+    rig.click(
+        "cnvs_1",
+        paged(false, PackageTarget::Linked("team/gone".to_owned()), 0),
+        "2026-01-01T00:03:00Z",
+    )
+    .await;
+    let (markdown, buttons) = shown(&rig.patch("cnvs_1", 4).await);
+    assert!(markdown.contains("## Error Loading Files"), "{markdown}");
+    assert!(markdown.contains("`team/gone`"), "{markdown}");
+    assert!(buttons.contains(&("Retry".to_owned(), true)));
+}
+
+#[tokio::test]
+async fn a_deleted_canvas_is_forgotten_and_not_retried() {
+    let rig = Rig::start(None).await;
+    rig.add_canvas("cnvs_live");
+    rig.send(
+        Some("cnvs_live"),
+        CanvasAction::Render,
+        "2026-01-01T00:00:00Z",
+    )
+    .await;
+    rig.patch("cnvs_live", 1).await;
+    assert_eq!(rig.record().await.canvas_id.unwrap().as_str(), "cnvs_live");
+
+    // The user removed the canvas from the entry; the packager's notice still names it.
+    rig.benchling
+        .inject(bw_testkit::benchling::Fault::Status(404), 1);
+    rig.send(
+        None,
+        CanvasAction::Published {
+            published_at: "2026-01-01T00:01:00Z".parse().unwrap(),
+        },
+        "2026-01-01T00:01:00Z",
+    )
+    .await;
+    rig.patch("cnvs_live", 2).await;
+    let wait = Instant::now() + Duration::from_secs(10);
+    while rig.record().await.canvas_id.is_some() {
+        assert!(
+            Instant::now() < wait,
+            "the deleted canvas is still remembered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.settled().await;
+    assert!(next(rig.canvas_dead_letter.as_ref()).await.is_none());
+    assert_eq!(rig.count("PATCH", "/api/v2/app-canvases/"), 2);
+
+    // With no canvas left, later notices show nothing and finish.
+    rig.send(None, CanvasAction::Refresh, "2026-01-01T00:02:00Z")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.settled().await;
+    assert_eq!(rig.count("PATCH", "/api/v2/app-canvases/"), 2);
+}
+
+#[tokio::test]
+async fn package_events_refresh_the_canvas_and_skip_what_is_not_ours() {
+    let rig = Rig::start(None).await;
+    rig.add_canvas("cnvs_1");
+    rig.publish_package("bbbb", 2, Some("cnvs_1")).await;
+    let published = PublishedRecord {
+        entry_id: entry(),
+        modified_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        package_name: PACKAGE.to_owned(),
+        published_at: "2026-01-01T00:05:00Z".parse().unwrap(),
+    };
+    rig.put(
+        &bookkeeping::published_key(&entry()),
+        serde_json::to_vec(&published).unwrap(),
+    )
+    .await;
+    let event = |bucket: &str, handle: &str, top_hash: &str| {
+        json!({
+            "version": "0",
+            "source": "com.quiltdata",
+            "detail-type": "package-revision",
+            "detail": {"type": "package-revision", "bucket": bucket, "handle": handle, "topHash": top_hash},
+        })
+        .to_string()
+    };
+    for body in [
+        event("someone-elses-bucket", PACKAGE, "bbbb"),
+        event(&rig.bucket, "team/other", "bbbb"),
+        event(&rig.bucket, PACKAGE, "aaaa-stale"),
+        "{\"detail\": 42}".to_owned(),
+        event(&rig.bucket, PACKAGE, "bbbb"),
+    ] {
+        rig.events.send(OutgoingMessage::new(body)).await.unwrap();
+    }
+    let refreshed = rig.patch("cnvs_1", 1).await;
+    let (markdown, _) = shown(&refreshed);
+    assert!(
+        markdown.contains("✅ *Updated at 2026-01-01 00:05 UTC*"),
+        "{markdown}"
+    );
+    let parked = next(rig.events_dead_letter.as_ref())
+        .await
+        .expect("the malformed event is dead-lettered");
+    assert_eq!(parked, "{\"detail\": 42}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        rig.count("PATCH", "/api/v2/app-canvases/"),
+        1,
+        "only the current revision of our package refreshes the canvas"
+    );
+}
+
+#[tokio::test]
+async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
+    let workgroup = Moto::unique_name("canvas-wg");
+    let rig = Rig::start(Some(&workgroup)).await;
+    rig.add_canvas("cnvs_1");
+    seed_linked(rig.moto).await;
+    rig.send(Some("cnvs_1"), CanvasAction::Render, "2026-01-01T00:00:00Z")
+        .await;
+    let main = rig.patch("cnvs_1", 1).await;
+    let (markdown, buttons) = shown(&main);
+    assert!(markdown.contains("### Linked Packages"), "{markdown}");
+    assert!(markdown.contains("* [team/assay-7]"), "{markdown}");
+    assert!(
+        !markdown.contains(&format!("* [{PACKAGE}]")),
+        "the entry's own package is listed as linked: {markdown}"
+    );
+    let linked: Vec<_> = buttons.iter().map(|(text, _)| text.as_str()).collect();
+    assert_eq!(linked, ["Browse Package", "Update Package", "team/assay-7"]);
+
+    // Browsing and coming back within the cache time reuses the result.
+    rig.publish_package("cccc", 1, Some("cnvs_1")).await;
+    let browse = ButtonAction::paged(false, PackageTarget::Linked("team/assay-7".into()), 0, 15);
+    rig.click("cnvs_1", browse, "2026-01-01T00:01:00Z").await;
+    rig.patch("cnvs_1", 2).await;
+    rig.click("cnvs_1", ButtonAction::Main, "2026-01-01T00:02:00Z")
+        .await;
+    let (markdown, _) = shown(&rig.patch("cnvs_1", 3).await);
+    assert!(markdown.contains("### Linked Packages"), "{markdown}");
+    let executions = rig
+        .athena
+        .as_ref()
+        .unwrap()
+        .list_query_executions()
+        .work_group(&workgroup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(executions.query_execution_ids().len(), 1);
+
+    // A new revision runs the query again.
+    seed_linked(rig.moto).await;
+    rig.send(
+        Some("cnvs_1"),
+        CanvasAction::Refresh,
+        "2026-01-01T00:03:00Z",
+    )
+    .await;
+    rig.patch("cnvs_1", 4).await;
+    let executions = rig
+        .athena
+        .as_ref()
+        .unwrap()
+        .list_query_executions()
+        .work_group(&workgroup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(executions.query_execution_ids().len(), 2);
+}
+
+/// Queues one query result in moto: the entry's own package and a linked one.
+async fn seed_linked(moto: &Moto) {
+    let meta = r#"{"experiment_id":"EXP25000007"}"#;
+    moto.queue_athena_result(&[
+        &["pkg_name", "timestamp", "message", "user_meta"],
+        &[PACKAGE, "latest", "own", meta],
+        &["team/assay-7", "latest", "linked", meta],
+    ])
+    .await;
+}
