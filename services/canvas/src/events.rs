@@ -117,7 +117,9 @@ impl PackageEventWorker {
             Err(RegistryError::NoSuchPackage(_)) => return Ok(Outcome::Stale),
             Err(e) => return Err(registry_error(e)),
         };
-        let meta = registry::package_metadata(store, &event.bucket, &manifest).await;
+        let meta = registry::package_metadata(store, &event.bucket, &manifest)
+            .await
+            .map_err(registry_error)?;
         let Some(entry) = id_field(&meta, "entry_id").and_then(|e| EntryId::parse(e).ok()) else {
             return Ok(Outcome::NoCanvas);
         };

@@ -15,6 +15,10 @@ use crate::view::Status;
 /// Largest record read.
 const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
+/// Longest an update is shown as running: beyond the exporter's 30-minute export deadline, the
+/// download, and the packager, with room for retries.
+pub const PENDING_LIMIT: chrono::TimeDelta = chrono::TimeDelta::hours(2);
+
 /// An entry's records as read at the start of a job.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EntryRecords {
@@ -40,9 +44,17 @@ impl EntryRecords {
         })
     }
 
-    /// The footer: a failure newer than the last announcement, else the announcement, else
-    /// nothing known yet.
-    pub fn status(&self) -> Status {
+    /// The footer at `now`: "Updating…" while a requested update has not ended (for at most
+    /// [`PENDING_LIMIT`], in case its notice was lost), else a failure newer than the last
+    /// announcement, else the announcement, else nothing known yet.
+    pub fn status(&self, now: DateTime<Utc>) -> Status {
+        if self
+            .canvas
+            .update_requested_at
+            .is_some_and(|requested| now - requested < PENDING_LIMIT)
+        {
+            return Status::Updating;
+        }
         match (&self.canvas.failure, self.published_at) {
             (Some(failure), Some(published)) if failure.at <= published => {
                 Status::UpdatedAt(published)
@@ -111,29 +123,44 @@ mod tests {
                     reason: "export FAILED".to_owned(),
                     at: at(t),
                 }),
+                update_requested_at: None,
             },
         }
     }
 
     #[test]
     fn the_newer_of_failure_and_announcement_wins() {
+        let now = at("2026-01-03T00:00:00Z");
         let (early, late) = (Some("2026-01-01T00:00:00Z"), Some("2026-01-02T00:00:00Z"));
-        assert_eq!(records(None, None).status(), Status::Pending);
+        assert_eq!(records(None, None).status(now), Status::Pending);
         assert_eq!(
-            records(early, None).status(),
+            records(early, None).status(now),
             Status::UpdatedAt(at(early.unwrap()))
         );
         assert_eq!(
-            records(early, late).status(),
+            records(early, late).status(now),
             Status::Failed("export FAILED".to_owned())
         );
         assert_eq!(
-            records(late, early).status(),
+            records(late, early).status(now),
             Status::UpdatedAt(at(late.unwrap()))
         );
         assert_eq!(
-            records(None, early).status(),
+            records(None, early).status(now),
             Status::Failed("export FAILED".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_requested_update_shows_as_running_until_the_limit() {
+        let requested = at("2026-01-03T00:00:00Z");
+        let mut pending = records(Some("2026-01-01T00:00:00Z"), None);
+        pending.canvas.update_requested_at = Some(requested);
+        assert_eq!(pending.status(requested), Status::Updating);
+        let later = requested + PENDING_LIMIT;
+        assert_eq!(
+            pending.status(later),
+            Status::UpdatedAt(at("2026-01-01T00:00:00Z"))
         );
     }
 
@@ -149,6 +176,7 @@ mod tests {
         let record = CanvasRecord {
             canvas_id: Some(bw_contracts::CanvasId::parse("cnvs_1").unwrap()),
             failure: None,
+            update_requested_at: Some(at("2026-01-01T00:00:00Z")),
         };
         save_canvas(&store, &entry, &record).await.unwrap();
         let key = Key::new(bookkeeping::published_key(&entry)).unwrap();

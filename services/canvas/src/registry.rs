@@ -195,7 +195,15 @@ fn parse_manifest(top_hash: &str, bytes: &[u8]) -> Result<Manifest, String> {
 
 /// The package's metadata: its `entry.json` file when the manifest has one in `bucket` and it
 /// reads as JSON, else the header's `user_meta`.
-pub async fn package_metadata(store: &dyn ObjectStore, bucket: &str, manifest: &Manifest) -> Value {
+///
+/// # Errors
+/// When the store fails in a way a retry may fix (the fallback would hide the entry and canvas
+/// ids `entry.json` holds); a missing or unreadable `entry.json` falls back.
+pub async fn package_metadata(
+    store: &dyn ObjectStore,
+    bucket: &str,
+    manifest: &Manifest,
+) -> Result<Value, RegistryError> {
     let stored = manifest
         .entries
         .iter()
@@ -204,15 +212,16 @@ pub async fn package_metadata(store: &dyn ObjectStore, bucket: &str, manifest: &
     if let Some(key) = stored {
         match store.get_bytes(&key, MAX_METADATA_BYTES).await {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(value) => return value,
+                Ok(value) => return Ok(value),
                 Err(e) => {
                     tracing::warn!(%key, error = %e, "entry.json is not JSON; using user_meta")
                 }
             },
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => tracing::warn!(%key, error = %e, "entry.json unreadable; using user_meta"),
         }
     }
-    manifest.user_meta.clone()
+    Ok(manifest.user_meta.clone())
 }
 
 /// The key of an `s3://{bucket}/{key}?versionId=…` URL in `bucket` (percent-decoded), or
@@ -318,7 +327,9 @@ mod tests {
         );
         // entry.json is missing from the store: user_meta is the fallback.
         assert_eq!(
-            package_metadata(&store, "quilt-example", &manifest).await,
+            package_metadata(&store, "quilt-example", &manifest)
+                .await
+                .unwrap(),
             serde_json::json!({"entry_id": "etr_1"})
         );
         put(
@@ -328,7 +339,9 @@ mod tests {
         )
         .await;
         assert_eq!(
-            package_metadata(&store, "quilt-example", &manifest).await["canvas_id"],
+            package_metadata(&store, "quilt-example", &manifest)
+                .await
+                .unwrap()["canvas_id"],
             "cnvs_1"
         );
         put(&store, ".quilt/packages/abc123", "not json").await;

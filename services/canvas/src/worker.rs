@@ -23,7 +23,7 @@ use crate::athena::{AthenaError, PackageQuery};
 use crate::cache::EntryCache;
 use crate::record::{self, EntryRecords};
 use crate::registry::{self, Manifest, RegistryError};
-use crate::view::{Block, Canvas, FileItem, Linked};
+use crate::view::{Block, Canvas, FileItem, Linked, Status};
 
 /// Why a canvas job failed.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +150,15 @@ impl CanvasWorker {
             ));
         }
         let secret = self.secret.loaded().map_err(JobError::Secret)?;
-        let entry = self.entry_of(job).await?;
+        let entry = match self.entry_of(job).await {
+            Ok(entry) => entry,
+            // A canvas deleted before its first render: nothing to show, nothing to retry.
+            Err(JobError::Benchling { source, .. }) if source.is_not_found() => {
+                let canvas = job.canvas_id.clone().ok_or(JobError::NoSubject)?;
+                return Ok(Outcome::CanvasGone(canvas));
+            }
+            Err(e) => return Err(e),
+        };
         let store = self
             .buckets
             .open(&secret.user_bucket)
@@ -166,16 +174,20 @@ impl CanvasWorker {
             .await
             .map_err(records_error)?;
         let known = records.canvas.clone();
+        // The footer comes from the records only: "Updated at" needs the packager's
+        // published record, never just a notice's time.
         match &job.action {
+            CanvasAction::Button { button } if button.action == ButtonAction::Update => {
+                records.canvas.update_requested_at = Some(job.trigger.occurred_at);
+            }
             CanvasAction::ExportFailed { reason } => {
                 records.canvas.failure = Some(UpdateFailure {
                     reason: reason.clone(),
                     at: job.trigger.occurred_at,
                 });
+                records.canvas.update_requested_at = None;
             }
-            CanvasAction::Published { published_at } => {
-                records.published_at = records.published_at.max(Some(*published_at));
-            }
+            CanvasAction::Published { .. } => records.canvas.update_requested_at = None,
             _ => {}
         }
         let display_id = self.display_id(&entry).await?;
@@ -252,11 +264,12 @@ impl CanvasWorker {
         let remembered = scene.records.canvas.canvas_id.as_ref();
         let target = match (&job.canvas_id, &job.action) {
             (Some(id), _) => Some(id.clone()),
-            // A redelivered create finds the canvas it made (if it still exists) instead of
-            // adding a second one to the entry.
+            // A redelivered create finds the canvas it made (if it still exists and is not
+            // archived) instead of adding a second one to the entry.
             (None, CanvasAction::Create) => match remembered {
                 Some(id) => match self.client.get_app_canvas(id).await {
-                    Ok(_) => Some(id.clone()),
+                    Ok(found) if !found.archived => Some(id.clone()),
+                    Ok(_) => None,
                     Err(e) if e.is_not_found() => None,
                     Err(source) => return Err(benchling(format!("GET canvas {id}"), source)),
                 },
@@ -353,9 +366,12 @@ impl CanvasWorker {
     /// The main view. `fresh` runs the linked-package query even when a recent result is
     /// remembered (a new revision may have changed it).
     async fn main_view(&self, scene: &Scene<'_>, fresh: bool) -> Vec<Block> {
-        let linked = self.linked(scene, fresh).await;
         let canvas = scene.canvas(&self.quilt_host);
-        let status = scene.records.status();
+        let status = scene.records.status(chrono::Utc::now());
+        if status == Status::Updating {
+            return canvas.updating();
+        }
+        let linked = self.linked(scene, fresh).await;
         match &linked {
             Ok(linked) => canvas.main(Ok(linked), &status),
             Err(e) => canvas.main(Err(e.as_str()), &status),
@@ -420,12 +436,13 @@ impl CanvasWorker {
             Ok(manifest) => manifest,
             Err(view) => return view,
         };
-        let meta =
-            registry::package_metadata(scene.store.as_ref(), &scene.secret.user_bucket, &manifest)
-                .await;
-        scene
-            .canvas(&self.quilt_host)
-            .metadata(target, &meta, page, size)
+        let canvas = scene.canvas(&self.quilt_host);
+        match registry::package_metadata(scene.store.as_ref(), &scene.secret.user_bucket, &manifest)
+            .await
+        {
+            Ok(meta) => canvas.metadata(target, &meta, page, size),
+            Err(e) => canvas.error("Metadata", target, &e.to_string()),
+        }
     }
 
     /// The package's latest manifest, or the view to show instead: "not created" for the

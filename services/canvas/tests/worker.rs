@@ -34,9 +34,11 @@ struct Rig {
     canvas_dead_letter: Arc<dyn Queue>,
     export: Arc<dyn Queue>,
     events: Arc<dyn Queue>,
+    events_url: String,
     events_dead_letter: Arc<dyn Queue>,
     benchling: BenchlingStandIn,
     athena: Option<aws_sdk_athena::Client>,
+    started: chrono::DateTime<chrono::Utc>,
     _secret_dir: tempfile::TempDir,
     stop: watch::Sender<bool>,
 }
@@ -118,10 +120,12 @@ impl Rig {
             canvas_dead_letter: queue(&canvas_dead_letter),
             export: queue(&export_url),
             events: queue(&events_url),
+            events_url: events_url.clone(),
             events_dead_letter: queue(&events_dead_letter),
             sqs,
             benchling,
             athena: athena_client,
+            started: chrono::Utc::now(),
             _secret_dir: dir,
             stop,
         }
@@ -138,8 +142,9 @@ impl Rig {
         }));
     }
 
-    async fn send(&self, canvas: Option<&str>, action: CanvasAction, at: &str) {
-        let job = CanvasJob {
+    /// A canvas job for the entry, caused `minute` minutes after the rig started.
+    fn job(&self, canvas: Option<&str>, action: CanvasAction, minute: i64) -> CanvasJob {
+        CanvasJob {
             canvas_id: canvas.map(|c| c.parse().unwrap()),
             entry_id: Some(entry()),
             feature_id: Some("quilt_entry".parse().unwrap()),
@@ -149,19 +154,26 @@ impl Rig {
                 event_type: EventType::CanvasUserInteracted,
                 event_id: None,
                 webhook_id: None,
-                occurred_at: at.parse().unwrap(),
+                occurred_at: self.started + chrono::TimeDelta::minutes(minute),
                 user_id: None,
             },
-        };
+        }
+    }
+
+    async fn send_job(&self, job: CanvasJob) {
         self.canvas
             .send(OutgoingMessage::job(job, None))
             .await
             .unwrap();
     }
 
-    async fn click(&self, canvas: &str, action: ButtonAction, at: &str) {
+    async fn send(&self, canvas: Option<&str>, action: CanvasAction, minute: i64) {
+        self.send_job(self.job(canvas, action, minute)).await;
+    }
+
+    async fn click(&self, canvas: &str, action: ButtonAction, minute: i64) {
         let button = Button::new(entry(), action);
-        self.send(Some(canvas), CanvasAction::Button { button }, at)
+        self.send(Some(canvas), CanvasAction::Button { button }, minute)
             .await;
     }
 
@@ -317,7 +329,12 @@ fn button_enabled(body: &Value, text: &str) -> bool {
 }
 
 async fn next(queue: &dyn Queue) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    next_within(queue, Duration::from_secs(10)).await
+}
+
+/// The next message's body, deleted, if one arrives within `wait`.
+async fn next_within(queue: &dyn Queue, wait: Duration) -> Option<String> {
+    let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
         if let Some(message) = queue
             .receive(1, Duration::from_secs(1))
@@ -336,8 +353,7 @@ async fn next(queue: &dyn Queue) -> Option<String> {
 #[tokio::test]
 async fn an_initialized_canvas_is_created_once_and_remembered() {
     let rig = Rig::start(None).await;
-    rig.send(None, CanvasAction::Create, "2026-01-01T00:00:00Z")
-        .await;
+    rig.send(None, CanvasAction::Create, 0).await;
     let created = rig.nth("POST", "/api/v2/app-canvases", 1).await;
     assert_eq!(created["featureId"], "quilt_entry");
     assert_eq!(created["resourceId"], FIXTURE_ENTRY_ID);
@@ -370,8 +386,7 @@ async fn an_initialized_canvas_is_created_once_and_remembered() {
     let canvas = record.canvas_id.expect("the created canvas is remembered");
 
     // Benchling asks again (or the job is redelivered): the canvas is reused, not duplicated.
-    rig.send(None, CanvasAction::Create, "2026-01-01T00:01:00Z")
-        .await;
+    rig.send(None, CanvasAction::Create, 1).await;
     rig.patch(canvas.as_str(), 1).await;
     assert_eq!(rig.count("POST", "/api/v2/app-canvases"), 1);
     assert_eq!(
@@ -385,8 +400,7 @@ async fn an_initialized_canvas_is_created_once_and_remembered() {
 async fn update_shows_updating_then_the_outcome_and_a_failure_stays_until_a_newer_version() {
     let rig = Rig::start(None).await;
     rig.add_canvas("cnvs_1");
-    rig.click("cnvs_1", ButtonAction::Update, "2026-01-01T00:00:00Z")
-        .await;
+    rig.click("cnvs_1", ButtonAction::Update, 0).await;
     let updating = rig.patch("cnvs_1", 1).await;
     let (markdown, _) = shown(&updating);
     assert!(markdown.contains("⏳ *Updating...*"), "{markdown}");
@@ -396,42 +410,54 @@ async fn update_shows_updating_then_the_outcome_and_a_failure_stays_until_a_newe
     assert_eq!(export.entry_id, entry());
     assert_eq!(export.canvas_id.unwrap().as_str(), "cnvs_1");
 
+    // Going back to the package while the update runs still says so.
+    rig.click("cnvs_1", ButtonAction::Main, 1).await;
+    let back = rig.patch("cnvs_1", 2).await;
+    assert!(shown(&back).0.contains("⏳ *Updating...*"), "{back}");
+    assert!(!button_enabled(&back, "Update Package"));
+
     // The export failed for good: the reason shows, and stays on later renders.
-    rig.send(
-        Some("cnvs_1"),
-        CanvasAction::ExportFailed {
-            reason: "export task FAILED: *quota*".to_owned(),
-        },
-        "2026-01-01T00:01:00Z",
-    )
-    .await;
-    let failed = rig.patch("cnvs_1", 2).await;
+    let reason = "export task FAILED: *quota*".to_owned();
+    rig.send(Some("cnvs_1"), CanvasAction::ExportFailed { reason }, 2)
+        .await;
+    let failed = rig.patch("cnvs_1", 3).await;
     let (markdown, _) = shown(&failed);
     assert!(
         markdown.contains(r"❌ *Update failed:* export task FAILED: \*quota\*"),
         "{markdown}"
     );
     assert!(button_enabled(&failed, "Update Package"));
-    rig.click("cnvs_1", ButtonAction::Main, "2026-01-01T00:02:00Z")
-        .await;
-    let (markdown, _) = shown(&rig.patch("cnvs_1", 3).await);
+    rig.click("cnvs_1", ButtonAction::Main, 3).await;
+    let (markdown, _) = shown(&rig.patch("cnvs_1", 4).await);
     assert!(markdown.contains("❌ *Update failed:*"), "{markdown}");
-    assert!(rig.record().await.failure.is_some());
 
-    // A newer version was announced: "Updated at" with the packager's time.
-    rig.send(
-        Some("cnvs_1"),
-        CanvasAction::Published {
-            published_at: "2026-01-01T00:03:00Z".parse().unwrap(),
-        },
-        "2026-01-01T00:03:00Z",
+    // A notice whose version has no published record claims nothing.
+    let published_at: chrono::DateTime<chrono::Utc> = rig.started + chrono::TimeDelta::minutes(5);
+    rig.send(Some("cnvs_1"), CanvasAction::Published { published_at }, 4)
+        .await;
+    let (markdown, _) = shown(&rig.patch("cnvs_1", 5).await);
+    assert!(markdown.contains("❌ *Update failed:*"), "{markdown}");
+
+    // The packager announced a newer version: "Updated at" with its recorded time.
+    let record = PublishedRecord {
+        entry_id: entry(),
+        modified_at: rig.started,
+        package_name: PACKAGE.to_owned(),
+        published_at,
+    };
+    rig.put(
+        &bookkeeping::published_key(&entry()),
+        serde_json::to_vec(&record).unwrap(),
     )
     .await;
-    let (markdown, _) = shown(&rig.patch("cnvs_1", 4).await);
-    assert!(
-        markdown.contains("✅ *Updated at 2026-01-01 00:03 UTC*"),
-        "{markdown}"
+    rig.send(Some("cnvs_1"), CanvasAction::Published { published_at }, 5)
+        .await;
+    let (markdown, _) = shown(&rig.patch("cnvs_1", 6).await);
+    let expected = format!(
+        "✅ *Updated at {}*",
+        published_at.format("%Y-%m-%d %H:%M UTC")
     );
+    assert!(markdown.contains(&expected), "{markdown}");
 }
 
 #[tokio::test]
@@ -441,23 +467,15 @@ async fn browse_and_metadata_read_the_package_from_the_registry() {
     let paged = |metadata, package, page| ButtonAction::paged(metadata, package, page, 15);
 
     // Not packaged yet.
-    rig.click(
-        "cnvs_1",
-        paged(false, PackageTarget::Primary, 0),
-        "2026-01-01T00:00:00Z",
-    )
-    .await;
+    rig.click("cnvs_1", paged(false, PackageTarget::Primary, 0), 0)
+        .await;
     let (markdown, buttons) = shown(&rig.patch("cnvs_1", 1).await);
     assert!(markdown.contains("## Package Not Created"), "{markdown}");
     assert!(buttons.contains(&("Update Package".to_owned(), true)));
 
     rig.publish_package("aaaa", 20, Some("cnvs_1")).await;
-    rig.click(
-        "cnvs_1",
-        paged(false, PackageTarget::Primary, 1),
-        "2026-01-01T00:01:00Z",
-    )
-    .await;
+    rig.click("cnvs_1", paged(false, PackageTarget::Primary, 1), 1)
+        .await;
     let page = rig.patch("cnvs_1", 2).await;
     let (markdown, _) = shown(&page);
     assert!(markdown.contains("Page 2 of 2"), "{markdown}");
@@ -469,12 +487,8 @@ async fn browse_and_metadata_read_the_package_from_the_registry() {
     assert!(button_enabled(&page, "← Previous"));
     assert!(!button_enabled(&page, "Next →"));
 
-    rig.click(
-        "cnvs_1",
-        paged(true, PackageTarget::Primary, 1),
-        "2026-01-01T00:02:00Z",
-    )
-    .await;
+    rig.click("cnvs_1", paged(true, PackageTarget::Primary, 1), 2)
+        .await;
     let meta = rig.patch("cnvs_1", 3).await;
     let (markdown, _) = shown(&meta);
     assert!(markdown.contains("## Package Metadata"), "{markdown}");
@@ -494,7 +508,7 @@ async fn browse_and_metadata_read_the_package_from_the_registry() {
     rig.click(
         "cnvs_1",
         paged(false, PackageTarget::Linked("team/gone".to_owned()), 0),
-        "2026-01-01T00:03:00Z",
+        3,
     )
     .await;
     let (markdown, buttons) = shown(&rig.patch("cnvs_1", 4).await);
@@ -507,12 +521,7 @@ async fn browse_and_metadata_read_the_package_from_the_registry() {
 async fn a_deleted_canvas_is_forgotten_and_not_retried() {
     let rig = Rig::start(None).await;
     rig.add_canvas("cnvs_live");
-    rig.send(
-        Some("cnvs_live"),
-        CanvasAction::Render,
-        "2026-01-01T00:00:00Z",
-    )
-    .await;
+    rig.send(Some("cnvs_live"), CanvasAction::Render, 0).await;
     rig.patch("cnvs_live", 1).await;
     assert_eq!(rig.record().await.canvas_id.unwrap().as_str(), "cnvs_live");
 
@@ -524,7 +533,7 @@ async fn a_deleted_canvas_is_forgotten_and_not_retried() {
         CanvasAction::Published {
             published_at: "2026-01-01T00:01:00Z".parse().unwrap(),
         },
-        "2026-01-01T00:01:00Z",
+        1,
     )
     .await;
     rig.patch("cnvs_live", 2).await;
@@ -537,12 +546,36 @@ async fn a_deleted_canvas_is_forgotten_and_not_retried() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     rig.settled().await;
-    assert!(next(rig.canvas_dead_letter.as_ref()).await.is_none());
+    // Jobs are settled, so a dead-lettered one would already be there.
+    assert!(
+        next_within(rig.canvas_dead_letter.as_ref(), Duration::from_secs(1))
+            .await
+            .is_none()
+    );
     assert_eq!(rig.count("PATCH", "/api/v2/app-canvases/"), 2);
 
+    // A canvas deleted before its first render: `canvas.created` names no entry, and the
+    // canvas's look-up answers 404.
+    let created = CanvasJob {
+        entry_id: None,
+        ..rig.job(Some("cnvs_gone"), CanvasAction::Render, 1)
+    };
+    rig.send_job(created).await;
+    let wait = Instant::now() + Duration::from_secs(10);
+    while rig.count("GET", "/api/v2/app-canvases/cnvs_gone") == 0 {
+        assert!(Instant::now() < wait, "the canvas was never looked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.settled().await;
+    // Jobs are settled, so a dead-lettered one would already be there.
+    assert!(
+        next_within(rig.canvas_dead_letter.as_ref(), Duration::from_secs(1))
+            .await
+            .is_none()
+    );
+
     // With no canvas left, later notices show nothing and finish.
-    rig.send(None, CanvasAction::Refresh, "2026-01-01T00:02:00Z")
-        .await;
+    rig.send(None, CanvasAction::Refresh, 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     rig.settled().await;
     assert_eq!(rig.count("PATCH", "/api/v2/app-canvases/"), 2);
@@ -592,7 +625,13 @@ async fn package_events_refresh_the_canvas_and_skip_what_is_not_ours() {
         .await
         .expect("the malformed event is dead-lettered");
     assert_eq!(parked, "{\"detail\": 42}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every event handled and every refresh it queued shown before counting.
+    let wait = Instant::now() + Duration::from_secs(10);
+    while rig.depth(&rig.events_url).await > 0 {
+        assert!(Instant::now() < wait, "events left unhandled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rig.settled().await;
     assert_eq!(
         rig.count("PATCH", "/api/v2/app-canvases/"),
         1,
@@ -606,8 +645,7 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
     let rig = Rig::start(Some(&workgroup)).await;
     rig.add_canvas("cnvs_1");
     seed_linked(rig.moto).await;
-    rig.send(Some("cnvs_1"), CanvasAction::Render, "2026-01-01T00:00:00Z")
-        .await;
+    rig.send(Some("cnvs_1"), CanvasAction::Render, 0).await;
     let main = rig.patch("cnvs_1", 1).await;
     let (markdown, buttons) = shown(&main);
     assert!(markdown.contains("### Linked Packages"), "{markdown}");
@@ -622,10 +660,9 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
     // Browsing and coming back within the cache time reuses the result.
     rig.publish_package("cccc", 1, Some("cnvs_1")).await;
     let browse = ButtonAction::paged(false, PackageTarget::Linked("team/assay-7".into()), 0, 15);
-    rig.click("cnvs_1", browse, "2026-01-01T00:01:00Z").await;
+    rig.click("cnvs_1", browse, 1).await;
     rig.patch("cnvs_1", 2).await;
-    rig.click("cnvs_1", ButtonAction::Main, "2026-01-01T00:02:00Z")
-        .await;
+    rig.click("cnvs_1", ButtonAction::Main, 2).await;
     let (markdown, _) = shown(&rig.patch("cnvs_1", 3).await);
     assert!(markdown.contains("### Linked Packages"), "{markdown}");
     let executions = rig
@@ -641,12 +678,7 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
 
     // A new revision runs the query again.
     seed_linked(rig.moto).await;
-    rig.send(
-        Some("cnvs_1"),
-        CanvasAction::Refresh,
-        "2026-01-01T00:03:00Z",
-    )
-    .await;
+    rig.send(Some("cnvs_1"), CanvasAction::Refresh, 3).await;
     rig.patch("cnvs_1", 4).await;
     let executions = rig
         .athena

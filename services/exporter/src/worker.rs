@@ -174,11 +174,13 @@ impl ExportWorker {
         span.record("display_id", entry.display_id.as_str());
         span.record("version", bookkeeping::version_tag(&entry.modified_at));
 
-        if self.already_published(store.as_ref(), &entry).await? {
+        if let Some(record) = self.already_published(store.as_ref(), &entry).await? {
             if job.canvas_id.is_some() {
-                // The user asked from the canvas: show them the current state rather than
-                // leave "Updating…" up.
-                self.send_canvas(job, CanvasAction::Render).await?;
+                // The user asked from the canvas: end "Updating…" with the time this version
+                // was announced.
+                let published_at = record.published_at;
+                self.send_canvas(job, CanvasAction::Published { published_at })
+                    .await?;
             }
             return Ok(Outcome::Skipped);
         }
@@ -230,26 +232,27 @@ impl ExportWorker {
 
     /// Whether the packager already announced exactly this version. An unreadable record is
     /// logged and ignored: exporting again is safe, skipping wrongly is not.
+    /// The published record when it announces exactly this version of the entry.
     async fn already_published(
         &self,
         store: &dyn ObjectStore,
         entry: &Entry,
-    ) -> Result<bool, JobError> {
+    ) -> Result<Option<PublishedRecord>, JobError> {
         let key = bookkeeping_key(bookkeeping::published_key(&entry.id))?;
         let bytes = match store.get_bytes(&key, MAX_RECORD_BYTES).await {
             Ok(bytes) => bytes,
-            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) if e.is_transient() => return Err(JobError::Bookkeeping(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable published record");
-                return Ok(false);
+                return Ok(None);
             }
         };
         match serde_json::from_slice::<PublishedRecord>(&bytes) {
-            Ok(record) => Ok(record.covers(&entry.modified_at)),
+            Ok(record) => Ok(record.covers(&entry.modified_at).then_some(record)),
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "ignoring a malformed published record");
-                Ok(false)
+                Ok(None)
             }
         }
     }

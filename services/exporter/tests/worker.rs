@@ -240,14 +240,19 @@ async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
     let render = rig.queue(&rig.render_url).await;
     let canvas = rig.queue(&rig.canvas_url).await;
 
-    // Asked from the canvas: no export, and the canvas is told to show the current state.
+    // Asked from the canvas: no export, and the canvas is told when this version was announced.
     send(
         export.as_ref(),
         export_job(FIXTURE_ENTRY_ID, "msg_same", Some("cnvs_1")),
     )
     .await;
     let refresh: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(30)).await;
-    assert_eq!(refresh.action, CanvasAction::Render);
+    assert_eq!(
+        refresh.action,
+        CanvasAction::Published {
+            published_at: record.published_at
+        }
+    );
     assert_eq!(refresh.canvas_id.unwrap().as_str(), "cnvs_1");
     assert_eq!(refresh.entry_id.unwrap().as_str(), FIXTURE_ENTRY_ID);
     assert!(

@@ -122,8 +122,8 @@ impl PackageWorker {
         let secret = self.secret.loaded().map_err(JobError::Secret)?;
         let store = self.buckets.open(&job.bucket).map_err(JobError::Location)?;
         let published_key = key(bookkeeping::published_key(&job.entry_id))?;
-        if self.published(store.as_ref(), &published_key, job).await? {
-            self.notify_canvas(job, chrono::Utc::now()).await?;
+        if let Some(record) = self.published(store.as_ref(), &published_key, job).await? {
+            self.notify_canvas(job, record.published_at).await?;
             return Ok(Outcome::AlreadyPublished);
         }
 
@@ -205,22 +205,22 @@ impl PackageWorker {
         }
     }
 
-    /// Whether this version (or a later one) was already announced.
+    /// The published record, when it announces this version or a later one.
     async fn published(
         &self,
         store: &dyn ObjectStore,
         key: &Key,
         job: &RenderJob,
-    ) -> Result<bool, JobError> {
+    ) -> Result<Option<PublishedRecord>, JobError> {
         match store.get_bytes(key, MAX_RECORD_BYTES).await {
             Ok(bytes) => match serde_json::from_slice::<PublishedRecord>(&bytes) {
-                Ok(record) => Ok(record.modified_at >= job.modified_at),
+                Ok(record) => Ok((record.modified_at >= job.modified_at).then_some(record)),
                 Err(e) => {
                     tracing::warn!(%key, error = %e, "ignoring a malformed published record");
-                    Ok(false)
+                    Ok(None)
                 }
             },
-            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(JobError::ClaimCheck {
                 key: key.to_string(),
                 message: e.to_string(),

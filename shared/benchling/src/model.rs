@@ -149,6 +149,8 @@ pub struct AppCanvas {
     pub app_id: Option<AppId>,
     /// Whether users can interact with it.
     pub enabled: bool,
+    /// Whether it was archived (it has an `archiveRecord`).
+    pub archived: bool,
     /// Its blocks, as Benchling returned them.
     pub blocks: Value,
 }
@@ -166,6 +168,8 @@ pub(crate) struct AppCanvasFields {
     #[serde(default)]
     pub(crate) enabled: bool,
     #[serde(default)]
+    pub(crate) archive_record: Option<Value>,
+    #[serde(default)]
     pub(crate) blocks: Value,
 }
 
@@ -182,6 +186,7 @@ impl From<AppCanvasFields> for AppCanvas {
             resource_id: fields.resource_id,
             app_id: fields.app.map(|a| a.id),
             enabled: fields.enabled,
+            archived: fields.archive_record.is_some(),
             blocks: fields.blocks,
         }
     }

@@ -70,6 +70,10 @@ pub struct CanvasRecord {
     /// version is announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<UpdateFailure>,
+    /// When "Update Package" was last clicked, until the update is announced or fails; every
+    /// render meanwhile shows "Updating…".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_requested_at: Option<DateTime<Utc>>,
 }
 
 /// An update that failed for good.

@@ -237,12 +237,14 @@ impl CanvasJob {
 impl Job for CanvasJob {
     const KIND: &'static str = "canvas";
 
-    /// One canvas's jobs never run concurrently: group by canvas, else entry, else app.
+    /// One canvas's jobs never run concurrently: grouped by entry when it is known (notices
+    /// from an export the entry's own webhook started name no canvas, and must not race the
+    /// canvas's clicks), else by canvas, else by app.
     fn group_id(&self) -> String {
-        self.canvas_id
+        self.entry_id
             .as_ref()
-            .map(|c| c.to_string())
-            .or_else(|| self.entry_id.as_ref().map(|e| e.to_string()))
+            .map(|e| e.to_string())
+            .or_else(|| self.canvas_id.as_ref().map(|c| c.to_string()))
             .or_else(|| self.app_id.as_ref().map(|a| a.to_string()))
             .unwrap_or_else(|| "app".to_owned())
     }
@@ -374,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn canvas_job_carries_the_button_and_groups_by_canvas() {
+    fn canvas_job_carries_the_button_and_groups_by_entry() {
         let button = Button::new(
             EntryId::parse("etr_1").unwrap(),
             ButtonAction::Browse {
@@ -393,8 +395,13 @@ mod tests {
         };
         let body = JobEnvelope::new(job.clone(), None).to_body();
         assert_eq!(JobEnvelope::<CanvasJob>::from_body(&body).unwrap().job, job);
-        assert_eq!(job.group_id(), "cnvs_1");
-        assert!(job.dedup_id().starts_with("canvas:cnvs_1:"));
+        assert_eq!(job.group_id(), "etr_1");
+        assert!(job.dedup_id().starts_with("canvas:etr_1:"));
+        let created = CanvasJob {
+            entry_id: None,
+            ..job
+        };
+        assert_eq!(created.group_id(), "cnvs_1");
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Consumer {
 /// Readiness is the secret loaded and every consumer's last receive successful.
 ///
 /// # Errors
-/// The first consumer whose queue cannot be set up; the others are stopped.
+/// The first consumer whose queue cannot be set up; the others are stopped gracefully first.
 pub async fn serve(
     consumers: Vec<Consumer>,
     mut secret: SecretWatch,
@@ -137,16 +137,30 @@ pub async fn serve(
         _ = secret.ready() => {}
         _ = stop.wait_for(|stopped| *stopped) => return Ok(()),
     }
+    // One consumer failing stops the others the graceful way, so their running jobs finish or
+    // are released rather than aborted.
+    let (halt, halted) = watch::channel(false);
+    let forward = halt.clone();
+    tokio::spawn(async move {
+        if stop.wait_for(|stopped| *stopped).await.is_ok() {
+            let _ = forward.send(true);
+        }
+    });
     let mut running = JoinSet::new();
     for consumer in consumers {
-        running.spawn((consumer.run)(stop.clone()));
+        running.spawn((consumer.run)(halted.clone()));
     }
+    let mut first_error = None;
     while let Some(finished) = running.join_next().await {
         match finished {
-            Ok(result) => result?,
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = halt.send(true);
+                first_error.get_or_insert(e);
+            }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => {}
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }

@@ -376,3 +376,44 @@ async fn on_sqs_a_permanent_failure_lands_in_the_redrive_target_with_its_reason(
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_consumer_that_cannot_start_ends_the_service_with_its_error() {
+    use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
+    use bw_worker::{Consumer, WorkerConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.json");
+    std::fs::write(
+        &path,
+        bw_testkit::benchling::secret_json("id", "secret", "bucket"),
+    )
+    .unwrap();
+    let secret = SecretWatch::connect(
+        Some(&SecretSource::File(path)),
+        None,
+        SecretWatchOptions::default(),
+    );
+    let config = WorkerConfig::from_env(&Env::from_pairs([("RECEIVE_WAIT_SECS", "1")]), 2);
+    let healthy: Arc<dyn Queue> = EmbeddedQueue::with_dead_letter("healthy.fifo", true).0;
+    let moto = Moto::shared();
+    let missing: Arc<dyn Queue> = Arc::new(SqsQueue::new(
+        moto.sqs_client().await,
+        format!("{}/123456789012/missing.fifo", moto.endpoint()),
+    ));
+    let recorder = Arc::new(Recorder::default());
+    let consumers = vec![
+        Consumer::new(&config, healthy, Arc::clone(&recorder)),
+        Consumer::new(&config, missing, recorder),
+    ];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (_stop, stopped) = watch::channel(false);
+    let served = tokio::time::timeout(
+        Duration::from_secs(20),
+        bw_worker::serve(consumers, secret, listener, stopped),
+    )
+    .await
+    .expect("the healthy consumer was stopped too");
+    let error = served.expect_err("the missing queue is an error");
+    assert!(error.to_string().contains("missing"), "{error}");
+}
