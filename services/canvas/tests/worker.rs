@@ -250,6 +250,18 @@ impl Rig {
             .await;
     }
 
+    /// How many Athena queries ran in `workgroup`.
+    async fn queries(&self, workgroup: &str) -> usize {
+        let athena = self.athena.as_ref().expect("a rig with Athena");
+        let executions = athena
+            .list_query_executions()
+            .work_group(workgroup)
+            .send()
+            .await
+            .unwrap();
+        executions.query_execution_ids().len()
+    }
+
     /// Waits until the canvas queue holds no job, waiting or in flight: every job finished
     /// and none was left for a retry.
     async fn settled(&self) {
@@ -665,31 +677,13 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
     rig.click("cnvs_1", ButtonAction::Main, 2).await;
     let (markdown, _) = shown(&rig.patch("cnvs_1", 3).await);
     assert!(markdown.contains("### Linked Packages"), "{markdown}");
-    let executions = rig
-        .athena
-        .as_ref()
-        .unwrap()
-        .list_query_executions()
-        .work_group(&workgroup)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(executions.query_execution_ids().len(), 1);
+    assert_eq!(rig.queries(&workgroup).await, 1);
 
     // A new revision runs the query again.
     seed_linked(rig.moto).await;
     rig.send(Some("cnvs_1"), CanvasAction::Refresh, 3).await;
     rig.patch("cnvs_1", 4).await;
-    let executions = rig
-        .athena
-        .as_ref()
-        .unwrap()
-        .list_query_executions()
-        .work_group(&workgroup)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(executions.query_execution_ids().len(), 2);
+    assert_eq!(rig.queries(&workgroup).await, 2);
 }
 
 /// Queues one query result in moto: the entry's own package and a linked one.
