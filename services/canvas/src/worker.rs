@@ -78,6 +78,9 @@ impl JobError {
     }
 }
 
+/// Longest failure reason shown on a canvas.
+const MAX_REASON_CHARS: usize = 500;
+
 /// What a job did, for its log line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -503,15 +506,30 @@ impl Handler for CanvasWorker {
         Ok(())
     }
 
-    /// A canvas job that failed for good has no canvas to report to: the log line and the
-    /// dead-letter queue are where it shows.
+    /// A click on "Update Package" that failed for good is shown on the canvas as a failed
+    /// update (once, best effort), so the click does not seem to do nothing; other failed jobs
+    /// show in the log and the dead-letter queue.
     async fn dead_lettered(&self, job: Option<&CanvasJob>, reason: &str) {
-        if let Some(job) = job {
-            tracing::error!(
-                action = action_name(&job.action),
-                reason,
-                "canvas job dead-lettered"
-            );
+        let Some(job) = job else { return };
+        tracing::error!(
+            action = action_name(&job.action),
+            reason,
+            "canvas job dead-lettered"
+        );
+        let CanvasAction::Button { button } = &job.action else {
+            return;
+        };
+        if button.action != ButtonAction::Update {
+            return;
+        }
+        let failed = CanvasJob {
+            action: CanvasAction::ExportFailed {
+                reason: reason.chars().take(MAX_REASON_CHARS).collect(),
+            },
+            ..job.clone()
+        };
+        if let Err(e) = self.run(&failed).await {
+            tracing::error!(error = %e, "could not show the failed update on the canvas");
         }
     }
 }

@@ -473,6 +473,31 @@ async fn update_shows_updating_then_the_outcome_and_a_failure_stays_until_a_newe
 }
 
 #[tokio::test]
+async fn an_update_click_that_fails_for_good_shows_the_failure() {
+    let rig = Rig::start(None).await;
+    rig.add_canvas("cnvs_1");
+    // Benchling refuses the entry look-up of the click once.
+    rig.benchling
+        .inject(bw_testkit::benchling::Fault::Status(400), 1);
+    rig.click("cnvs_1", ButtonAction::Update, 0).await;
+    let shown_failure = rig.patch("cnvs_1", 1).await;
+    let (markdown, _) = shown(&shown_failure);
+    assert!(markdown.contains("❌ *Update failed:*"), "{markdown}");
+    assert!(markdown.contains("400"), "{markdown}");
+    assert!(button_enabled(&shown_failure, "Update Package"));
+    assert!(
+        next(rig.canvas_dead_letter.as_ref()).await.is_some(),
+        "the click is dead-lettered"
+    );
+    assert!(
+        next_within(rig.export.as_ref(), Duration::from_secs(1))
+            .await
+            .is_none(),
+        "no export was asked for"
+    );
+}
+
+#[tokio::test]
 async fn browse_and_metadata_read_the_package_from_the_registry() {
     let rig = Rig::start(None).await;
     rig.add_canvas("cnvs_1");

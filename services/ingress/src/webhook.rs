@@ -190,6 +190,8 @@ async fn act(
             (HttpResponse::Ok().json(body), "lifecycle")
         }
         Disposition::Ignored { event, reason } => {
+            // Says which event or button was not ours; the outcome line alone would not.
+            tracing::info!(event_type = event.as_str(), reason = %reason, "webhook ignored");
             let body =
                 json!({"status": "ignored", "event_type": event.as_str(), "message": reason});
             (HttpResponse::build(StatusCode::OK).json(body), "ignored")

@@ -164,23 +164,30 @@ fn spans_are_exported_with_the_trace_id_the_job_carries_and_logs_hold_no_secrets
     let startup = wait_until_up(port, "/health/ready");
     eprintln!("ready after {startup:?}");
 
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/benchling-events/entry-updated.json"
-    ))
-    .unwrap();
-    let signed = key.sign("msg_binary_1", now_unix(), &body);
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST /prod/event HTTP/1.1\r\nhost: x\r\nconnection: close\r\nwebhook-id: {}\r\nwebhook-timestamp: {}\r\nwebhook-signature: {}\r\ncontent-length: {}\r\n\r\n",
-        signed.id, signed.timestamp, signed.signature, body.len()
-    )
-    .unwrap();
-    stream.write_all(&body).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let post = |fixture: &str, webhook_id: &str| {
+        let body = std::fs::read(format!(
+            "{}/../../tests/fixtures/benchling-events/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let signed = key.sign(webhook_id, now_unix(), &body);
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "POST /prod/event HTTP/1.1\r\nhost: x\r\nconnection: close\r\nwebhook-id: {}\r\nwebhook-timestamp: {}\r\nwebhook-signature: {}\r\ncontent-length: {}\r\n\r\n",
+            signed.id, signed.timestamp, signed.signature, body.len()
+        )
+        .unwrap();
+        stream.write_all(&body).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        (answer, signed)
+    };
+    let (answer, signed) = post("entry-updated.json", "msg_binary_1");
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    // A click on a button that is not ours is answered and logged, never queued.
+    let (answer, _) = post("canvas-interaction.json", "msg_binary_2");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     let traceparent = runtime.block_on(async {
         let queue = SqsQueue::new(moto.sqs_client().await, &export_url);
@@ -214,5 +221,10 @@ fn spans_are_exported_with_the_trace_id_the_job_carries_and_logs_hold_no_secrets
         logs.contains("msg_binary_1"),
         "the webhook id is logged: {logs}"
     );
+    let ignored = logs
+        .lines()
+        .find(|line| line.contains("webhook ignored"))
+        .unwrap_or_else(|| panic!("no log line for the ignored button: {logs}"));
+    assert!(ignored.contains("my_button_id"), "{ignored}");
     std::fs::remove_file(secret).unwrap();
 }
