@@ -51,6 +51,9 @@ pub struct CanvasConfig {
     /// `LINKED_PACKAGES_CACHE_SECS` (default 60): how long an entry's linked packages and
     /// display id are reused, so paging through a package does not query again.
     pub cache_ttl: Duration,
+    /// `MANIFEST_CACHE_FILES` (default 100,000): how many files the parsed manifests kept in
+    /// memory may list in total, so paging through a package reads its manifest once.
+    pub manifest_cache_files: usize,
     /// Concurrency (`WORKER_CONCURRENCY`, default 8), visibility, probes and stop grace.
     pub worker: WorkerConfig,
     /// Logging and tracing.
@@ -96,6 +99,8 @@ impl CanvasConfig {
                 Duration::from_secs(60),
                 0..=3600,
             ),
+            manifest_cache_files: env.ranged_or("MANIFEST_CACHE_FILES", 100_000, 0..=10_000_000)
+                as usize,
             worker: WorkerConfig::from_env(&env, 8),
             telemetry: TelemetryConfig::from_env(&env, "benchling-webhook-canvas"),
         };

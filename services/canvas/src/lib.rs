@@ -30,7 +30,7 @@ pub use events::PackageEventWorker;
 pub use worker::{CanvasWorker, LinkedPackages};
 
 use crate::athena::{AthenaError, PackageQuery};
-use crate::cache::EntryCache;
+use crate::cache::{EntryCache, ManifestCache};
 
 /// The queues the canvas worker talks to.
 #[derive(Clone, Debug)]
@@ -164,6 +164,7 @@ pub async fn run(
             cache: EntryCache::new(config.cache_ttl),
         },
         display_ids: EntryCache::new(config.cache_ttl),
+        manifests: ManifestCache::new(config.manifest_cache_files),
         quilt_host: config.quilt_host.clone(),
     };
     let mut consumers = vec![Consumer::new(

@@ -76,15 +76,13 @@ impl PackageEvent {
     }
 }
 
-/// A file of a package revision.
+/// A file of a package revision, as the canvas lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackageEntry {
     /// Its path in the package.
     pub logical_key: String,
     /// Size in bytes.
     pub size: u64,
-    /// Where it is stored (`s3://bucket/key?versionId=…`).
-    pub physical_key: String,
 }
 
 /// A package revision's manifest.
@@ -99,6 +97,9 @@ pub struct Manifest {
     /// The files, sorted by logical key (`.quilt/` entries and entries without a physical key
     /// left out).
     pub entries: Vec<PackageEntry>,
+    /// Where the package's `entry.json` is stored (`s3://bucket/key?versionId=…`), if it has
+    /// one. The only physical key kept: manifests are cached, and keys are most of their size.
+    pub entry_json: Option<String>,
 }
 
 /// Why a package could not be read.
@@ -144,12 +145,32 @@ pub async fn latest_manifest(
     let top_hash = latest_top_hash(store, package)
         .await?
         .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
+    manifest(store, &top_hash).await
+}
+
+/// Reads the manifest of the revision `top_hash`.
+///
+/// # Errors
+/// When it cannot be read or is not a manifest.
+pub async fn manifest(store: &dyn ObjectStore, top_hash: &str) -> Result<Manifest, RegistryError> {
     let key = Key::new(format!(".quilt/packages/{top_hash}"))?;
     let bytes = store.get_bytes(&key, MAX_MANIFEST_BYTES).await?;
-    parse_manifest(&top_hash, &bytes).map_err(|message| RegistryError::Malformed {
+    parse_manifest(top_hash, &bytes).map_err(|message| RegistryError::Malformed {
         key: key.to_string(),
         message,
     })
+}
+
+/// One file line of a manifest: only what the canvas reads (the rest, hashes and per-file
+/// metadata included, is skipped while parsing).
+#[derive(Deserialize)]
+struct ManifestLine {
+    #[serde(default)]
+    logical_key: Option<String>,
+    #[serde(default)]
+    physical_keys: Vec<Value>,
+    #[serde(default)]
+    size: Option<Value>,
 }
 
 fn parse_manifest(top_hash: &str, bytes: &[u8]) -> Result<Manifest, String> {
@@ -158,26 +179,25 @@ fn parse_manifest(top_hash: &str, bytes: &[u8]) -> Result<Manifest, String> {
     let header: Value = serde_json::from_str(lines.next().ok_or("empty manifest")?)
         .map_err(|e| format!("header: {e}"))?;
     let mut entries = Vec::new();
+    let mut entry_json = None;
     for (number, line) in lines.enumerate() {
-        let entry: Value =
+        let entry: ManifestLine =
             serde_json::from_str(line).map_err(|e| format!("entry {}: {e}", number + 1))?;
-        let Some(logical_key) = entry["logical_key"].as_str() else {
+        let Some(logical_key) = entry.logical_key else {
             return Err(format!("entry {} has no logical_key", number + 1));
         };
-        let physical_key = entry["physical_keys"]
-            .as_array()
-            .and_then(|keys| keys.first())
-            .and_then(Value::as_str);
         if logical_key.starts_with(".quilt/") {
             continue;
         }
-        let Some(physical_key) = physical_key else {
+        let Some(physical_key) = entry.physical_keys.first().and_then(Value::as_str) else {
             continue;
         };
+        if logical_key == "entry.json" {
+            entry_json = Some(physical_key.to_owned());
+        }
         entries.push(PackageEntry {
-            logical_key: logical_key.to_owned(),
-            size: entry["size"].as_u64().unwrap_or(0),
-            physical_key: physical_key.to_owned(),
+            logical_key,
+            size: entry.size.as_ref().and_then(Value::as_u64).unwrap_or(0),
         });
     }
     entries.sort_by(|a, b| a.logical_key.cmp(&b.logical_key));
@@ -190,6 +210,7 @@ fn parse_manifest(top_hash: &str, bytes: &[u8]) -> Result<Manifest, String> {
             .unwrap_or_else(|| Value::Object(Default::default())),
         message: header["message"].as_str().map(str::to_owned),
         entries,
+        entry_json,
     })
 }
 
@@ -205,10 +226,9 @@ pub async fn package_metadata(
     manifest: &Manifest,
 ) -> Result<Value, RegistryError> {
     let stored = manifest
-        .entries
-        .iter()
-        .find(|entry| entry.logical_key == "entry.json")
-        .and_then(|entry| object_key(bucket, &entry.physical_key));
+        .entry_json
+        .as_deref()
+        .and_then(|physical_key| object_key(bucket, physical_key));
     if let Some(key) = stored {
         match store.get_bytes(&key, MAX_METADATA_BYTES).await {
             Ok(bytes) => match serde_json::from_slice(&bytes) {

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::registry::PackageEntry;
+
 /// Longest metadata Markdown put on a canvas; larger metadata is cut at a line with a note
 /// pointing to the catalog, so a huge `entry.json` cannot make Benchling refuse the update.
 pub const MAX_METADATA_MARKDOWN: usize = 32 * 1024;
@@ -106,15 +108,6 @@ pub enum Status {
 pub struct Linked {
     /// Its name.
     pub name: String,
-}
-
-/// A file of a package.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileItem {
-    /// Its path in the package.
-    pub logical_key: String,
-    /// Its size in bytes.
-    pub size: u64,
 }
 
 impl Canvas<'_> {
@@ -276,7 +269,7 @@ impl Canvas<'_> {
     pub fn browser(
         &self,
         target: &PackageTarget,
-        files: &[FileItem],
+        files: &[PackageEntry],
         page: u32,
         size: u32,
     ) -> Vec<Block> {

@@ -20,10 +20,10 @@ use serde_json::Value;
 use tracing::Instrument as _;
 
 use crate::athena::{AthenaError, PackageQuery};
-use crate::cache::EntryCache;
+use crate::cache::{EntryCache, ManifestCache};
 use crate::record::{self, EntryRecords};
 use crate::registry::{self, Manifest, RegistryError};
-use crate::view::{Block, Canvas, FileItem, Linked, Status};
+use crate::view::{Block, Canvas, Linked, Status};
 
 /// Why a canvas job failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +118,8 @@ pub struct CanvasWorker {
     pub linked: LinkedPackages,
     /// Recent display ids by entry.
     pub display_ids: EntryCache<String>,
+    /// Parsed manifests by revision.
+    pub manifests: ManifestCache,
     /// `QUILT_WEB_HOST`.
     pub quilt_host: String,
 }
@@ -415,17 +417,9 @@ impl CanvasWorker {
             Ok(manifest) => manifest,
             Err(view) => return view,
         };
-        let files: Vec<FileItem> = manifest
-            .entries
-            .into_iter()
-            .map(|e| FileItem {
-                logical_key: e.logical_key,
-                size: e.size,
-            })
-            .collect();
         scene
             .canvas(&self.quilt_host)
-            .browser(target, &files, page, size)
+            .browser(target, &manifest.entries, page, size)
     }
 
     async fn metadata(
@@ -455,9 +449,9 @@ impl CanvasWorker {
         scene: &Scene<'_>,
         target: &PackageTarget,
         what: &str,
-    ) -> Result<Manifest, Vec<Block>> {
+    ) -> Result<Arc<Manifest>, Vec<Block>> {
         let canvas = scene.canvas(&self.quilt_host);
-        match registry::latest_manifest(scene.store.as_ref(), package_of(scene, target)).await {
+        match self.latest_manifest(scene, package_of(scene, target)).await {
             Ok(manifest) => Ok(manifest),
             Err(RegistryError::NoSuchPackage(_)) if *target == PackageTarget::Primary => {
                 Err(canvas.not_created())
@@ -467,6 +461,28 @@ impl CanvasWorker {
                 Err(canvas.error(what, target, &e.to_string()))
             }
         }
+    }
+}
+
+impl CanvasWorker {
+    /// The latest revision's manifest: the `latest` pointer is read every time (it moves), the
+    /// manifest only when this revision is not cached (it never changes).
+    async fn latest_manifest(
+        &self,
+        scene: &Scene<'_>,
+        package: &str,
+    ) -> Result<Arc<Manifest>, RegistryError> {
+        let store = scene.store.as_ref();
+        let bucket = &scene.secret.user_bucket;
+        let top_hash = registry::latest_top_hash(store, package)
+            .await?
+            .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
+        if let Some(manifest) = self.manifests.get(bucket, &top_hash) {
+            return Ok(manifest);
+        }
+        let manifest = Arc::new(registry::manifest(store, &top_hash).await?);
+        self.manifests.put(bucket, Arc::clone(&manifest));
+        Ok(manifest)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Golden JSON of every canvas view, checked against `tests/golden/canvas/` (reviewed by eye
 //! once). `UPDATE_GOLDEN=1 cargo test -p bw-canvas --test views` rewrites them.
 
-use bw_canvas::view::{Block, Canvas, FileItem, Linked, Status};
+use bw_canvas::registry::PackageEntry;
+use bw_canvas::view::{Block, Canvas, Linked, Status};
 use bw_contracts::{Button, ButtonAction, EntryId, PackageTarget};
 use serde_json::json;
 
@@ -44,9 +45,9 @@ fn with_canvas(test: impl FnOnce(&Canvas<'_>)) {
     });
 }
 
-fn files(count: usize) -> Vec<FileItem> {
+fn files(count: usize) -> Vec<PackageEntry> {
     (1..=count)
-        .map(|i| FileItem {
+        .map(|i| PackageEntry {
             logical_key: format!("data/well {i:02}.csv"),
             size: 1000 * i as u64,
         })

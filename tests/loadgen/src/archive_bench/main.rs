@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
-use bw_testkit::moto::Moto;
 
 use crate::exporter::Setup;
 use crate::report::Sample;
@@ -124,16 +123,9 @@ impl Options {
             out: target.join("bench-exporter/results.md"),
             extra_env: Vec::new(),
         };
-        let mut words = words.into_iter();
-        while let Some(flag) = words.next() {
-            if matches!(flag.as_str(), "--help" | "-h") {
-                return Ok(None);
-            }
-            let value = words
-                .next()
-                .with_context(|| format!("{flag} needs a value"))?;
-            match flag.as_str() {
-                "--repeats" => options.repeats = cli::count(&flag, &value, 1)?,
+        let proceed = cli::flags(words, USAGE, |flag, value| {
+            match flag {
+                "--repeats" => options.repeats = cli::count(flag, &value, 1)?,
                 "--shapes" => {
                     options.shapes = list(&value).map(Shape::named).collect::<Result<_, _>>()?;
                 }
@@ -145,8 +137,12 @@ impl Options {
                 "--work" => options.work = PathBuf::from(value),
                 "--out" => options.out = PathBuf::from(value),
                 "--set" => options.extra_env.push(cli::env_pair(&value)?),
-                _ => bail!("unknown flag {flag:?}\n{USAGE}"),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if !proceed {
+            return Ok(None);
         }
         if options.shapes.is_empty() || options.backends.is_empty() {
             bail!("nothing to run: --shapes and --backends need at least one name each");
@@ -165,10 +161,7 @@ const USAGE: &str = "usage: archive-bench [--repeats N] [--shapes small,many,lar
 
 #[tokio::main]
 async fn main() {
-    if let Err(error) = run().await {
-        eprintln!("archive-bench: {error:#}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error("archive-bench", run().await);
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -176,12 +169,7 @@ async fn run() -> anyhow::Result<()> {
         println!("{USAGE}");
         return Ok(());
     };
-    if !options.exporter.is_file() {
-        bail!(
-            "no exporter binary at {} (build it with cargo build --release -p bw-exporter, or pass --exporter)",
-            options.exporter.display()
-        );
-    }
+    cli::service_binary(&options.exporter, "exporter", "bw-exporter")?;
     let archives = options.work.join("archives");
     let logs = options.work.join("logs");
     let runs = options.work.join("runs");
@@ -189,8 +177,7 @@ async fn run() -> anyhow::Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     spread_subdirectories(&runs);
-    // Moto::shared waits for moto with blocking sleeps.
-    let moto = tokio::task::spawn_blocking(Moto::shared).await?;
+    let moto = service_bench::process::moto().await?;
     let setup = Setup {
         moto,
         s3: moto.s3_client().await,

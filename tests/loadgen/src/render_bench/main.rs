@@ -25,8 +25,7 @@ mod service_bench;
 use std::fs;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
-use bw_testkit::moto::Moto;
+use anyhow::Context as _;
 
 use crate::run::{Setup, Shape};
 use crate::service_bench::{cli, procfs};
@@ -54,24 +53,21 @@ impl Options {
             out: target.join("bench-packager/results.md"),
             extra_env: Vec::new(),
         };
-        let mut words = words.into_iter();
-        while let Some(flag) = words.next() {
-            if matches!(flag.as_str(), "--help" | "-h") {
-                return Ok(None);
-            }
-            let value = words
-                .next()
-                .with_context(|| format!("{flag} needs a value"))?;
-            match flag.as_str() {
-                "--repeats" => options.repeats = cli::count(&flag, &value, 1)?,
+        let proceed = cli::flags(words, USAGE, |flag, value| {
+            match flag {
+                "--repeats" => options.repeats = cli::count(flag, &value, 1)?,
                 // One job alone plus at least one in the burst.
-                "--entries" => options.shape.entries = cli::count(&flag, &value, 2)?,
-                "--files" => options.shape.files = cli::count(&flag, &value, 1)?,
+                "--entries" => options.shape.entries = cli::count(flag, &value, 2)?,
+                "--files" => options.shape.files = cli::count(flag, &value, 1)?,
                 "--packager" => options.packager = PathBuf::from(value),
                 "--out" => options.out = PathBuf::from(value),
                 "--set" => options.extra_env.push(cli::env_pair(&value)?),
-                _ => bail!("unknown flag {flag:?}\n{USAGE}"),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if !proceed {
+            return Ok(None);
         }
         Ok(Some(options))
     }
@@ -82,10 +78,7 @@ const USAGE: &str = "usage: render-bench [--repeats N] [--entries N] [--files N]
 
 #[tokio::main]
 async fn main() {
-    if let Err(error) = run().await {
-        eprintln!("render-bench: {error:#}");
-        std::process::exit(1);
-    }
+    cli::exit_on_error("render-bench", run().await);
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -93,17 +86,11 @@ async fn run() -> anyhow::Result<()> {
         println!("{USAGE}");
         return Ok(());
     };
-    if !options.packager.is_file() {
-        bail!(
-            "no packager binary at {} (build it with cargo build --release -p bw-packager, or pass --packager)",
-            options.packager.display()
-        );
-    }
+    cli::service_binary(&options.packager, "packager", "bw-packager")?;
     let out_dir = options.out.parent().map(PathBuf::from).unwrap_or_default();
     let logs = out_dir.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    // Moto::shared waits for moto with blocking sleeps.
-    let moto = tokio::task::spawn_blocking(Moto::shared).await?;
+    let moto = service_bench::process::moto().await?;
     let setup = Setup {
         moto,
         s3: moto.s3_client().await,

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bw_testkit::moto::Moto;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -99,6 +100,12 @@ pub async fn terminate(child: &mut Child, pid: u32, service: &str) -> anyhow::Re
         bail!("the {service} exited with {exited} after SIGTERM");
     }
     Ok(())
+}
+
+/// The moto server the benchmark's services talk to, started on first use.
+pub async fn moto() -> anyhow::Result<&'static Moto> {
+    // Moto::shared waits for moto with blocking sleeps.
+    Ok(tokio::task::spawn_blocking(Moto::shared).await?)
 }
 
 /// Cores, CPU model, memory and kernel, from `/proc`.
