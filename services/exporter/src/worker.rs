@@ -34,9 +34,6 @@ use crate::publish::{
 /// messages may hold 256 KiB; this leaves room for the rest of the job.
 const INLINE_FILE_LIST_BYTES: usize = 64 * 1024;
 
-/// Largest published record read; a real one is a few hundred bytes.
-const MAX_RECORD_BYTES: u64 = 64 * 1024;
-
 /// Longest failure reason shown on a canvas.
 const MAX_REASON_CHARS: usize = 500;
 
@@ -230,28 +227,19 @@ impl ExportWorker {
         })
     }
 
-    /// Whether the packager already announced exactly this version. An unreadable record is
-    /// logged and ignored: exporting again is safe, skipping wrongly is not.
-    /// The published record when it announces exactly this version of the entry.
+    /// The published record, when it announces exactly this version of the entry. An
+    /// unreadable record is logged and ignored: exporting again is safe, skipping wrongly is not.
     async fn already_published(
         &self,
         store: &dyn ObjectStore,
         entry: &Entry,
     ) -> Result<Option<PublishedRecord>, JobError> {
         let key = bookkeeping_key(bookkeeping::published_key(&entry.id))?;
-        let bytes = match store.get_bytes(&key, MAX_RECORD_BYTES).await {
-            Ok(bytes) => bytes,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) if e.is_transient() => return Err(JobError::Bookkeeping(e)),
+        match bw_store::get_record::<PublishedRecord>(store, &key).await {
+            Ok(record) => Ok(record.filter(|record| record.covers(&entry.modified_at))),
+            Err(e) if e.is_transient() => Err(JobError::Bookkeeping(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable published record");
-                return Ok(None);
-            }
-        };
-        match serde_json::from_slice::<PublishedRecord>(&bytes) {
-            Ok(record) => Ok(record.covers(&entry.modified_at).then_some(record)),
-            Err(e) => {
-                tracing::warn!(key = %key, error = %e, "ignoring a malformed published record");
                 Ok(None)
             }
         }

@@ -29,9 +29,6 @@ const MAX_FILE_LIST_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest failure reason shown on a canvas.
 const MAX_REASON_CHARS: usize = 500;
 
-/// Largest published record read.
-const MAX_RECORD_BYTES: u64 = 64 * 1024;
-
 /// The queues a packager talks to.
 #[derive(Clone, Debug)]
 pub struct PackagerQueues {
@@ -212,15 +209,8 @@ impl PackageWorker {
         key: &Key,
         job: &RenderJob,
     ) -> Result<Option<PublishedRecord>, JobError> {
-        match store.get_bytes(key, MAX_RECORD_BYTES).await {
-            Ok(bytes) => match serde_json::from_slice::<PublishedRecord>(&bytes) {
-                Ok(record) => Ok((record.modified_at >= job.modified_at).then_some(record)),
-                Err(e) => {
-                    tracing::warn!(%key, error = %e, "ignoring a malformed published record");
-                    Ok(None)
-                }
-            },
-            Err(e) if e.is_not_found() => Ok(None),
+        match bw_store::get_record::<PublishedRecord>(store, key).await {
+            Ok(record) => Ok(record.filter(|record| record.modified_at >= job.modified_at)),
             Err(e) => Err(JobError::ClaimCheck {
                 key: key.to_string(),
                 message: e.to_string(),

@@ -4,6 +4,7 @@
 mod buckets;
 mod fs;
 mod key;
+mod record;
 mod s3;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub use buckets::Buckets;
 pub use fs::FsStore;
 pub use key::{Key, MAX_KEY_LEN, Prefix};
+pub use record::{MAX_RECORD_BYTES, get_record};
 pub use s3::{MultipartOptions, S3Store, s3_client};
 
 /// A streaming object body. Read errors surface as `std::io::Error`.
