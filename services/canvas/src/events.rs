@@ -16,7 +16,7 @@ use bw_worker::{Failure, Handler, Incoming, JobContext};
 use serde_json::Value;
 use tracing::Instrument as _;
 
-use crate::record::EntryRecords;
+use crate::record;
 use crate::registry::{self, PackageEvent, RegistryError};
 
 /// The trigger type of refreshes caused by a package event.
@@ -125,11 +125,9 @@ impl PackageEventWorker {
         };
         // The canvas worker's record names the entry's current canvas; the package metadata
         // only the one that asked for this version.
-        let records = EntryRecords::load(store, &entry)
+        let canvas = record::canvas(store, &entry)
             .await
-            .map_err(|e| registry_error(e.into()))?;
-        let canvas = records
-            .canvas
+            .map_err(|e| registry_error(e.into()))?
             .canvas_id
             .or_else(|| id_field(&meta, "canvas_id").and_then(|c| CanvasId::parse(c).ok()));
         let Some(canvas) = canvas else {

@@ -5,64 +5,59 @@
 
 use bw_contracts::EntryId;
 use bw_contracts::bookkeeping::{self, CanvasRecord, PublishedRecord};
-use bw_store::{Key, ObjectStore, PutOptions, StoreError};
+use bw_store::{Key, ObjectStore, PutOptions, StoreError, get_record};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 
 use crate::view::Status;
-
-/// Largest record read.
-const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// Longest an update is shown as running: beyond the exporter's 30-minute export deadline, the
 /// download, and the packager, with room for retries.
 pub const PENDING_LIMIT: chrono::TimeDelta = chrono::TimeDelta::hours(2);
 
-/// An entry's records as read at the start of a job.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EntryRecords {
-    /// When the packager last announced a version.
-    pub published_at: Option<DateTime<Utc>>,
-    /// The canvas record.
-    pub canvas: CanvasRecord,
+/// The entry's canvas record; empty when there is none or it is unreadable (the next update
+/// rewrites it).
+///
+/// # Errors
+/// When the store fails or the entry id makes no valid key.
+pub async fn canvas(store: &dyn ObjectStore, entry: &EntryId) -> Result<CanvasRecord, StoreError> {
+    let key = Key::new(bookkeeping::canvas_key(entry))?;
+    Ok(get_record(store, &key).await?.unwrap_or_default())
 }
 
-impl EntryRecords {
-    /// Reads both records; a missing one is empty and an unreadable one is ignored with a
-    /// warning (it is rewritten by the next update).
-    ///
-    /// # Errors
-    /// When the store fails (transient) or the entry id makes no valid key.
-    pub async fn load(store: &dyn ObjectStore, entry: &EntryId) -> Result<Self, StoreError> {
-        let published: Option<PublishedRecord> =
-            read(store, bookkeeping::published_key(entry)).await?;
-        let canvas: Option<CanvasRecord> = read(store, bookkeeping::canvas_key(entry)).await?;
-        Ok(Self {
-            published_at: published.map(|p| p.published_at),
-            canvas: canvas.unwrap_or_default(),
-        })
-    }
+/// When the packager last announced a version of the entry, from its published record. Read
+/// only for the views that show the footer: browsing a package does not need it.
+///
+/// # Errors
+/// When the store fails or the entry id makes no valid key.
+pub async fn published_at(
+    store: &dyn ObjectStore,
+    entry: &EntryId,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let key = Key::new(bookkeeping::published_key(entry))?;
+    let record: Option<PublishedRecord> = get_record(store, &key).await?;
+    Ok(record.map(|record| record.published_at))
+}
 
-    /// The footer at `now`: "Updating…" while a requested update has not ended (for at most
-    /// [`PENDING_LIMIT`], in case its notice was lost), else a failure newer than the last
-    /// announcement, else the announcement, else nothing known yet.
-    pub fn status(&self, now: DateTime<Utc>) -> Status {
-        if self
-            .canvas
-            .update_requested_at
-            .is_some_and(|requested| now - requested < PENDING_LIMIT)
-        {
-            return Status::Updating;
-        }
-        match (&self.canvas.failure, self.published_at) {
-            (Some(failure), Some(published)) if failure.at <= published => {
-                Status::UpdatedAt(published)
-            }
-            (Some(failure), _) => Status::Failed(failure.reason.clone()),
-            (None, Some(published)) => Status::UpdatedAt(published),
-            (None, None) => Status::Pending,
-        }
+/// The footer at `now`: "Updating…" while a requested update has not ended (for at most
+/// [`PENDING_LIMIT`], in case its notice was lost), else a failure newer than the last
+/// announcement, else the announcement, else nothing known yet.
+pub fn status(
+    canvas: &CanvasRecord,
+    published_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Status {
+    if canvas
+        .update_requested_at
+        .is_some_and(|requested| now - requested < PENDING_LIMIT)
+    {
+        return Status::Updating;
+    }
+    match (&canvas.failure, published_at) {
+        (Some(failure), Some(published)) if failure.at <= published => Status::UpdatedAt(published),
+        (Some(failure), _) => Status::Failed(failure.reason.clone()),
+        (None, Some(published)) => Status::UpdatedAt(published),
+        (None, None) => Status::Pending,
     }
 }
 
@@ -86,24 +81,6 @@ pub async fn save_canvas(
         .await
 }
 
-async fn read<T: DeserializeOwned>(
-    store: &dyn ObjectStore,
-    raw: String,
-) -> Result<Option<T>, StoreError> {
-    let key = Key::new(raw)?;
-    match store.get_bytes(&key, MAX_RECORD_BYTES).await {
-        Ok(bytes) => match serde_json::from_slice(&bytes) {
-            Ok(record) => Ok(Some(record)),
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "ignoring a malformed record");
-                Ok(None)
-            }
-        },
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use bw_contracts::bookkeeping::UpdateFailure;
@@ -114,17 +91,20 @@ mod tests {
         text.parse().unwrap()
     }
 
-    fn records(published: Option<&str>, failed: Option<&str>) -> EntryRecords {
-        EntryRecords {
-            published_at: published.map(at),
-            canvas: CanvasRecord {
-                canvas_id: None,
-                failure: failed.map(|t| UpdateFailure {
-                    reason: "export FAILED".to_owned(),
-                    at: at(t),
-                }),
-                update_requested_at: None,
-            },
+    /// The footer for a canvas record with the failure at `failed` and an announcement at
+    /// `published`.
+    fn footer(published: Option<&str>, failed: Option<&str>, now: DateTime<Utc>) -> Status {
+        status(&failed_at(failed), published.map(at), now)
+    }
+
+    fn failed_at(failed: Option<&str>) -> CanvasRecord {
+        CanvasRecord {
+            canvas_id: None,
+            failure: failed.map(|t| UpdateFailure {
+                reason: "export FAILED".to_owned(),
+                at: at(t),
+            }),
+            update_requested_at: None,
         }
     }
 
@@ -132,21 +112,21 @@ mod tests {
     fn the_newer_of_failure_and_announcement_wins() {
         let now = at("2026-01-03T00:00:00Z");
         let (early, late) = (Some("2026-01-01T00:00:00Z"), Some("2026-01-02T00:00:00Z"));
-        assert_eq!(records(None, None).status(now), Status::Pending);
+        assert_eq!(footer(None, None, now), Status::Pending);
         assert_eq!(
-            records(early, None).status(now),
+            footer(early, None, now),
             Status::UpdatedAt(at(early.unwrap()))
         );
         assert_eq!(
-            records(early, late).status(now),
+            footer(early, late, now),
             Status::Failed("export FAILED".to_owned())
         );
         assert_eq!(
-            records(late, early).status(now),
+            footer(late, early, now),
             Status::UpdatedAt(at(late.unwrap()))
         );
         assert_eq!(
-            records(None, early).status(now),
+            footer(None, early, now),
             Status::Failed("export FAILED".to_owned())
         );
     }
@@ -154,12 +134,13 @@ mod tests {
     #[test]
     fn a_requested_update_shows_as_running_until_the_limit() {
         let requested = at("2026-01-03T00:00:00Z");
-        let mut pending = records(Some("2026-01-01T00:00:00Z"), None);
-        pending.canvas.update_requested_at = Some(requested);
-        assert_eq!(pending.status(requested), Status::Updating);
+        let published = Some(at("2026-01-01T00:00:00Z"));
+        let mut pending = failed_at(None);
+        pending.update_requested_at = Some(requested);
+        assert_eq!(status(&pending, published, requested), Status::Updating);
         let later = requested + PENDING_LIMIT;
         assert_eq!(
-            pending.status(later),
+            status(&pending, published, later),
             Status::UpdatedAt(at("2026-01-01T00:00:00Z"))
         );
     }
@@ -170,9 +151,10 @@ mod tests {
         let store = bw_store::FsStore::new(dir.path());
         let entry = EntryId::parse("etr_1").unwrap();
         assert_eq!(
-            EntryRecords::load(&store, &entry).await.unwrap(),
-            EntryRecords::default()
+            canvas(&store, &entry).await.unwrap(),
+            CanvasRecord::default()
         );
+        assert_eq!(published_at(&store, &entry).await.unwrap(), None);
         let record = CanvasRecord {
             canvas_id: Some(bw_contracts::CanvasId::parse("cnvs_1").unwrap()),
             failure: None,
@@ -188,8 +170,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let loaded = EntryRecords::load(&store, &entry).await.unwrap();
-        assert_eq!(loaded.canvas, record);
-        assert_eq!(loaded.published_at, None);
+        assert_eq!(canvas(&store, &entry).await.unwrap(), record);
+        assert_eq!(published_at(&store, &entry).await.unwrap(), None);
     }
 }

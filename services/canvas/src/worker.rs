@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, BenchlingError, NewAppCanvas};
 use bw_config::{BenchlingSecret, SecretWatch};
-use bw_contracts::bookkeeping::UpdateFailure;
+use bw_contracts::bookkeeping::{CanvasRecord, UpdateFailure};
 use bw_contracts::{
     ButtonAction, CanvasAction, CanvasId, CanvasJob, EntryId, ExportJob, PackageTarget,
 };
@@ -21,7 +21,7 @@ use tracing::Instrument as _;
 
 use crate::athena::{AthenaError, PackageQuery};
 use crate::cache::{EntryCache, ManifestCache};
-use crate::record::{self, EntryRecords};
+use crate::record;
 use crate::registry::{self, Manifest, RegistryError};
 use crate::view::{Block, Canvas, Linked, Status};
 
@@ -132,7 +132,8 @@ struct Scene<'a> {
     entry: EntryId,
     display_id: String,
     package: String,
-    records: EntryRecords,
+    /// The entry's canvas record, with this job's changes.
+    record: CanvasRecord,
 }
 
 impl Scene<'_> {
@@ -167,32 +168,25 @@ impl CanvasWorker {
         let store = self
             .buckets
             .open(&secret.user_bucket)
-            .map_err(|source| JobError::Record {
-                entry: entry.clone(),
-                source,
-            })?;
-        let records_error = |source| JobError::Record {
-            entry: entry.clone(),
-            source,
-        };
-        let mut records = EntryRecords::load(store.as_ref(), &entry)
+            .map_err(record_error(&entry))?;
+        let known = record::canvas(store.as_ref(), &entry)
             .await
-            .map_err(records_error)?;
-        let known = records.canvas.clone();
+            .map_err(record_error(&entry))?;
+        let mut record = known.clone();
         // The footer comes from the records only: "Updated at" needs the packager's
         // published record, never just a notice's time.
         match &job.action {
             CanvasAction::Button { button } if button.action == ButtonAction::Update => {
-                records.canvas.update_requested_at = Some(job.trigger.occurred_at);
+                record.update_requested_at = Some(job.trigger.occurred_at);
             }
             CanvasAction::ExportFailed { reason } => {
-                records.canvas.failure = Some(UpdateFailure {
+                record.failure = Some(UpdateFailure {
                     reason: reason.clone(),
                     at: job.trigger.occurred_at,
                 });
-                records.canvas.update_requested_at = None;
+                record.update_requested_at = None;
             }
-            CanvasAction::Published { .. } => records.canvas.update_requested_at = None,
+            CanvasAction::Published { .. } => record.update_requested_at = None,
             _ => {}
         }
         let display_id = self.display_id(&entry).await?;
@@ -203,27 +197,24 @@ impl CanvasWorker {
             store,
             entry,
             display_id,
-            records,
+            record,
         };
         let outcome = self.show(&scene).await;
-        let mut records = scene.records;
+        let mut record = scene.record;
         match &outcome {
             Ok(Outcome::Created(id) | Outcome::Updated(id)) => {
-                records.canvas.canvas_id = Some(id.clone());
+                record.canvas_id = Some(id.clone());
             }
-            Ok(Outcome::CanvasGone(id)) if records.canvas.canvas_id.as_ref() == Some(id) => {
-                records.canvas.canvas_id = None;
+            Ok(Outcome::CanvasGone(id)) if record.canvas_id.as_ref() == Some(id) => {
+                record.canvas_id = None;
             }
             _ => {}
         }
         // The failure is recorded even when the canvas update failed, so the next render shows it.
-        if records.canvas != known {
-            record::save_canvas(scene.store.as_ref(), &scene.entry, &records.canvas)
+        if record != known {
+            record::save_canvas(scene.store.as_ref(), &scene.entry, &record)
                 .await
-                .map_err(|source| JobError::Record {
-                    entry: scene.entry.clone(),
-                    source,
-                })?;
+                .map_err(record_error(&scene.entry))?;
         }
         outcome
     }
@@ -238,7 +229,7 @@ impl CanvasWorker {
                     self.request_export(scene).await?;
                     canvas.updating()
                 }
-                ButtonAction::Main => self.main_view(scene, false).await,
+                ButtonAction::Main => self.main_view(scene, false).await?,
                 ButtonAction::Browse {
                     package,
                     page,
@@ -251,10 +242,10 @@ impl CanvasWorker {
                 } => self.metadata(scene, package, *page, *size).await,
             },
             CanvasAction::Published { .. } | CanvasAction::Refresh => {
-                self.main_view(scene, true).await
+                self.main_view(scene, true).await?
             }
             CanvasAction::Create | CanvasAction::Render | CanvasAction::ExportFailed { .. } => {
-                self.main_view(scene, false).await
+                self.main_view(scene, false).await?
             }
             CanvasAction::AppHome => unreachable!("handled before the entry is resolved"),
         };
@@ -266,7 +257,7 @@ impl CanvasWorker {
     /// asked for it.
     async fn put(&self, scene: &Scene<'_>, blocks: Value) -> Result<Outcome, JobError> {
         let job = scene.job;
-        let remembered = scene.records.canvas.canvas_id.as_ref();
+        let remembered = scene.record.canvas_id.as_ref();
         let target = match (&job.canvas_id, &job.action) {
             (Some(id), _) => Some(id.clone()),
             // A redelivered create finds the canvas it made (if it still exists and is not
@@ -370,17 +361,20 @@ impl CanvasWorker {
 
     /// The main view. `fresh` runs the linked-package query even when a recent result is
     /// remembered (a new revision may have changed it).
-    async fn main_view(&self, scene: &Scene<'_>, fresh: bool) -> Vec<Block> {
+    async fn main_view(&self, scene: &Scene<'_>, fresh: bool) -> Result<Vec<Block>, JobError> {
         let canvas = scene.canvas(&self.quilt_host);
-        let status = scene.records.status(chrono::Utc::now());
+        let published_at = record::published_at(scene.store.as_ref(), &scene.entry)
+            .await
+            .map_err(record_error(&scene.entry))?;
+        let status = record::status(&scene.record, published_at, chrono::Utc::now());
         if status == Status::Updating {
-            return canvas.updating();
+            return Ok(canvas.updating());
         }
         let linked = self.linked(scene, fresh).await;
-        match &linked {
+        Ok(match &linked {
             Ok(linked) => canvas.main(Ok(linked), &status),
             Err(e) => canvas.main(Err(e.as_str()), &status),
-        }
+        })
     }
 
     async fn linked(&self, scene: &Scene<'_>, fresh: bool) -> Result<Vec<Linked>, String> {
@@ -490,6 +484,13 @@ fn package_of<'a>(scene: &'a Scene<'_>, target: &'a PackageTarget) -> &'a str {
     match target {
         PackageTarget::Primary => &scene.package,
         PackageTarget::Linked(name) => name,
+    }
+}
+
+fn record_error(entry: &EntryId) -> impl Fn(StoreError) -> JobError + '_ {
+    |source| JobError::Record {
+        entry: entry.clone(),
+        source,
     }
 }
 
