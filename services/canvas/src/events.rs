@@ -167,7 +167,7 @@ fn id_field<'a>(meta: &'a Value, name: &str) -> Option<&'a str> {
 impl Handler for PackageEventWorker {
     type Job = PackageEvent;
 
-    async fn handle(&self, event: &PackageEvent, _context: &JobContext) -> Result<(), Failure> {
+    async fn handle(&self, event: &PackageEvent, _context: &JobContext) -> Result<String, Failure> {
         let span = tracing::info_span!(
             "package_event",
             package = %event.handle,
@@ -181,11 +181,9 @@ impl Handler for PackageEventWorker {
             Ok(Outcome::NotOurs) => "not one of our packages".to_owned(),
             Ok(Outcome::Stale) => "stale: a newer revision exists".to_owned(),
             Ok(Outcome::NoCanvas) => "the package's entry has no canvas".to_owned(),
-            Err(e) if e.is_permanent() => return Err(Failure::Permanent(e.to_string())),
-            Err(e) => return Err(Failure::Transient(e.to_string())),
+            Err(e) => return Err(Failure::of(&e, e.is_permanent())),
         };
-        tracing::Span::current().record("detail", detail.as_str());
-        Ok(())
+        Ok(detail)
     }
 
     async fn dead_lettered(&self, _event: Option<&PackageEvent>, _reason: &str) {}

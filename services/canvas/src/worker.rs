@@ -502,7 +502,7 @@ fn benchling(call: String, source: BenchlingError) -> JobError {
 impl Handler for CanvasWorker {
     type Job = CanvasJob;
 
-    async fn handle(&self, job: &CanvasJob, _context: &JobContext) -> Result<(), Failure> {
+    async fn handle(&self, job: &CanvasJob, _context: &JobContext) -> Result<String, Failure> {
         let span = tracing::info_span!(
             "canvas",
             action = action_name(&job.action),
@@ -516,11 +516,9 @@ impl Handler for CanvasWorker {
                 format!("canvas {id} no longer exists in Benchling; forgotten, not retried")
             }
             Ok(Outcome::Skipped(why)) => why.to_owned(),
-            Err(e) if e.is_permanent() => return Err(Failure::Permanent(e.to_string())),
-            Err(e) => return Err(Failure::Transient(e.to_string())),
+            Err(e) => return Err(Failure::of(&e, e.is_permanent())),
         };
-        tracing::Span::current().record("detail", detail.as_str());
-        Ok(())
+        Ok(detail)
     }
 
     /// A click on "Update Package" that failed for good is shown on the canvas as a failed

@@ -319,7 +319,7 @@ async fn send<J: Job>(queue: &dyn Queue, job: J) -> Result<(), JobError> {
 impl Handler for ExportWorker {
     type Job = ExportJob;
 
-    async fn handle(&self, job: &ExportJob, _context: &JobContext) -> Result<(), Failure> {
+    async fn handle(&self, job: &ExportJob, _context: &JobContext) -> Result<String, Failure> {
         let span = tracing::info_span!(
             "export",
             entry_id = %job.entry_id,
@@ -327,7 +327,6 @@ impl Handler for ExportWorker {
             version = tracing::field::Empty,
         );
         let result = self.run(job).instrument(span).await;
-        // The runtime logs one line per job, in its span; the outcome's details go there.
         let detail = match result {
             Ok(Outcome::Skipped) => "entry version already published; export skipped".to_owned(),
             Ok(Outcome::Exported {
@@ -337,11 +336,9 @@ impl Handler for ExportWorker {
             }) => format!(
                 "exported {files} file(s) from a {bytes}-byte archive, pruned {pruned}; render job sent"
             ),
-            Err(e) if e.is_permanent() => return Err(Failure::Permanent(e.to_string())),
-            Err(e) => return Err(Failure::Transient(e.to_string())),
+            Err(e) => return Err(Failure::of(&e, e.is_permanent())),
         };
-        tracing::Span::current().record("detail", detail.as_str());
-        Ok(())
+        Ok(detail)
     }
 
     /// Shows the failure on the entry's canvas, so the user is not left with "Updating…".

@@ -339,7 +339,7 @@ async fn read(store: &dyn ObjectStore, raw: &str, limit: u64) -> Result<Bytes, J
 impl Handler for PackageWorker {
     type Job = RenderJob;
 
-    async fn handle(&self, job: &RenderJob, _context: &JobContext) -> Result<(), Failure> {
+    async fn handle(&self, job: &RenderJob, _context: &JobContext) -> Result<String, Failure> {
         let span = tracing::info_span!(
             "package",
             entry_id = %job.entry_id,
@@ -353,11 +353,9 @@ impl Handler for PackageWorker {
             Ok(Outcome::Published { files, names }) => format!(
                 "metadata for {files} file(s) written ({names} name(s) found); packager message sent"
             ),
-            Err(e) if e.is_permanent() => return Err(Failure::Permanent(e.to_string())),
-            Err(e) => return Err(Failure::Transient(e.to_string())),
+            Err(e) => return Err(Failure::of(&e, e.is_permanent())),
         };
-        tracing::Span::current().record("detail", detail.as_str());
-        Ok(())
+        Ok(detail)
     }
 
     /// Shows the failure on the entry's canvas, so the user is not left with "Updating…".

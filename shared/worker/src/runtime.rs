@@ -28,6 +28,17 @@ pub enum Failure {
     Permanent(String),
 }
 
+impl Failure {
+    /// The failure `error` caused: permanent when redelivery cannot help.
+    pub fn of(error: &impl std::fmt::Display, permanent: bool) -> Self {
+        if permanent {
+            Self::Permanent(error.to_string())
+        } else {
+            Self::Transient(error.to_string())
+        }
+    }
+}
+
 /// Facts about the delivery a handler may use.
 #[derive(Clone, Debug)]
 pub struct JobContext {
@@ -71,8 +82,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The job type it consumes.
     type Job: Incoming;
 
-    /// Runs one job. Must be idempotent: a job may be delivered more than once.
-    async fn handle(&self, job: &Self::Job, context: &JobContext) -> Result<(), Failure>;
+    /// Runs one job and says what it did, for the job's one log line (its `detail`). Must be
+    /// idempotent: a job may be delivered more than once.
+    async fn handle(&self, job: &Self::Job, context: &JobContext) -> Result<String, Failure>;
 
     /// Called once a job was moved to the dead-letter queue (`job` is `None` when the message
     /// could not be read as a job), e.g. to show the failure to the user.
@@ -340,7 +352,10 @@ async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
                     .with_heartbeat(&message.receipt, shared.handler.handle(&job, &context))
                     .await;
                 match result {
-                    Ok(()) => shared.finish(&message).await,
+                    Ok(detail) => {
+                        tracing::Span::current().record("detail", detail.as_str());
+                        shared.finish(&message).await
+                    }
                     Err(Failure::Transient(reason)) => shared.retry_later(&message, &reason).await,
                     Err(Failure::Permanent(reason)) => {
                         shared.dead_letter(&message, Some(&job), &reason).await

@@ -62,7 +62,7 @@ impl Recorder {
 impl Handler for Recorder {
     type Job = Note;
 
-    async fn handle(&self, job: &Note, context: &JobContext) -> Result<(), Failure> {
+    async fn handle(&self, job: &Note, context: &JobContext) -> Result<String, Failure> {
         let start = Instant::now();
         let result = match &job.behaviour {
             Behaviour::Succeed => Ok(()),
@@ -80,7 +80,7 @@ impl Handler for Recorder {
             .lock()
             .unwrap()
             .push((job.group.clone(), job.n, start, Instant::now()));
-        result
+        result.map(|()| format!("note {} done", job.n))
     }
 
     async fn dead_lettered(&self, job: Option<&Note>, reason: &str) {
