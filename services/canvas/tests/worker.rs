@@ -265,11 +265,21 @@ impl Rig {
     /// Waits until the canvas queue holds no job, waiting or in flight: every job finished
     /// and none was left for a retry.
     async fn settled(&self) {
-        let wait = Instant::now() + Duration::from_secs(10);
-        while self.depth(&self.canvas_url).await > 0 {
-            assert!(Instant::now() < wait, "a canvas job was kept for a retry");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually("a canvas job was kept for a retry", || async {
+            self.depth(&self.canvas_url).await == 0
+        })
+        .await;
+    }
+
+    /// Waits until the canvas queue is settled, then checks that no job was dead-lettered.
+    async fn settled_without_dead_letters(&self) {
+        self.settled().await;
+        // Jobs are settled, so a dead-lettered one would already be there.
+        assert!(
+            next_within(self.canvas_dead_letter.as_ref(), Duration::from_secs(1))
+                .await
+                .is_none()
+        );
     }
 
     /// Messages in `url` waiting or in flight.
@@ -298,6 +308,18 @@ impl Rig {
 impl Drop for Rig {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// Waits up to ten seconds for `done` to hold; `what` says what never happened.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -383,19 +405,16 @@ async fn an_initialized_canvas_is_created_once_and_remembered() {
     );
 
     // The record keeps the canvas created.
-    let wait = Instant::now() + Duration::from_secs(10);
-    let record = loop {
-        if let Some(bytes) = rig
-            .moto
-            .get_object(&rig.bucket, &bookkeeping::canvas_key(&entry()))
-            .await
-        {
-            break serde_json::from_slice::<CanvasRecord>(&bytes).unwrap();
-        }
-        assert!(Instant::now() < wait, "no canvas record");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let canvas = record.canvas_id.expect("the created canvas is remembered");
+    let key = bookkeeping::canvas_key(&entry());
+    eventually("no canvas record", || async {
+        rig.moto.get_object(&rig.bucket, &key).await.is_some()
+    })
+    .await;
+    let canvas = rig
+        .record()
+        .await
+        .canvas_id
+        .expect("the created canvas is remembered");
 
     // Benchling asks again (or the job is redelivered): the canvas is reused, not duplicated.
     rig.send(None, CanvasAction::Create, 1).await;
@@ -574,21 +593,11 @@ async fn a_deleted_canvas_is_forgotten_and_not_retried() {
     )
     .await;
     rig.patch("cnvs_live", 2).await;
-    let wait = Instant::now() + Duration::from_secs(10);
-    while rig.record().await.canvas_id.is_some() {
-        assert!(
-            Instant::now() < wait,
-            "the deleted canvas is still remembered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    rig.settled().await;
-    // Jobs are settled, so a dead-lettered one would already be there.
-    assert!(
-        next_within(rig.canvas_dead_letter.as_ref(), Duration::from_secs(1))
-            .await
-            .is_none()
-    );
+    eventually("the deleted canvas is still remembered", || async {
+        rig.record().await.canvas_id.is_none()
+    })
+    .await;
+    rig.settled_without_dead_letters().await;
     assert_eq!(rig.count("PATCH", "/api/v2/app-canvases/"), 2);
 
     // A canvas deleted before its first render: `canvas.created` names no entry, and the
@@ -598,18 +607,11 @@ async fn a_deleted_canvas_is_forgotten_and_not_retried() {
         ..rig.job(Some("cnvs_gone"), CanvasAction::Render, 1)
     };
     rig.send_job(created).await;
-    let wait = Instant::now() + Duration::from_secs(10);
-    while rig.count("GET", "/api/v2/app-canvases/cnvs_gone") == 0 {
-        assert!(Instant::now() < wait, "the canvas was never looked up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    rig.settled().await;
-    // Jobs are settled, so a dead-lettered one would already be there.
-    assert!(
-        next_within(rig.canvas_dead_letter.as_ref(), Duration::from_secs(1))
-            .await
-            .is_none()
-    );
+    eventually("the canvas was never looked up", || async {
+        rig.count("GET", "/api/v2/app-canvases/cnvs_gone") > 0
+    })
+    .await;
+    rig.settled_without_dead_letters().await;
 
     // With no canvas left, later notices show nothing and finish.
     rig.send(None, CanvasAction::Refresh, 2).await;
@@ -663,11 +665,10 @@ async fn package_events_refresh_the_canvas_and_skip_what_is_not_ours() {
         .expect("the malformed event is dead-lettered");
     assert_eq!(parked, "{\"detail\": 42}");
     // Every event handled and every refresh it queued shown before counting.
-    let wait = Instant::now() + Duration::from_secs(10);
-    while rig.depth(&rig.events_url).await > 0 {
-        assert!(Instant::now() < wait, "events left unhandled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("events left unhandled", || async {
+        rig.depth(&rig.events_url).await == 0
+    })
+    .await;
     rig.settled().await;
     assert_eq!(
         rig.count("PATCH", "/api/v2/app-canvases/"),
