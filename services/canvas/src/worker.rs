@@ -78,9 +78,6 @@ impl JobError {
     }
 }
 
-/// Longest failure reason shown on a canvas.
-const MAX_REASON_CHARS: usize = 500;
-
 /// What a job did, for its log line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -538,9 +535,7 @@ impl Handler for CanvasWorker {
             return;
         }
         let failed = CanvasJob {
-            action: CanvasAction::ExportFailed {
-                reason: reason.chars().take(MAX_REASON_CHARS).collect(),
-            },
+            action: CanvasAction::export_failed(reason),
             ..job.clone()
         };
         if let Err(e) = self.run(&failed).await {

@@ -34,9 +34,6 @@ use crate::publish::{
 /// messages may hold 256 KiB; this leaves room for the rest of the job.
 const INLINE_FILE_LIST_BYTES: usize = 64 * 1024;
 
-/// Longest failure reason shown on a canvas.
-const MAX_REASON_CHARS: usize = 500;
-
 /// How exports run; built from the configuration.
 #[derive(Clone, Debug)]
 pub struct ExportSettings {
@@ -344,9 +341,8 @@ impl Handler for ExportWorker {
     /// Shows the failure on the entry's canvas, so the user is not left with "Updating…".
     async fn dead_lettered(&self, job: Option<&ExportJob>, reason: &str) {
         let Some(job) = job else { return };
-        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
         if let Err(e) = self
-            .send_canvas(job, CanvasAction::ExportFailed { reason })
+            .send_canvas(job, CanvasAction::export_failed(reason))
             .await
         {
             tracing::error!(error = %e, entry_id = %job.entry_id, "could not report the failed export to the canvas");

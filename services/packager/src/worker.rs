@@ -26,9 +26,6 @@ const MAX_SNAPSHOT_BYTES: u64 = 32 * 1024 * 1024;
 /// Largest stored file list read (20,000 files of long names).
 const MAX_FILE_LIST_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Longest failure reason shown on a canvas.
-const MAX_REASON_CHARS: usize = 500;
-
 /// The queues a packager talks to.
 #[derive(Clone, Debug)]
 pub struct PackagerQueues {
@@ -361,8 +358,7 @@ impl Handler for PackageWorker {
     /// Shows the failure on the entry's canvas, so the user is not left with "Updating…".
     async fn dead_lettered(&self, job: Option<&RenderJob>, reason: &str) {
         let Some(job) = job else { return };
-        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
-        let action = CanvasAction::ExportFailed { reason };
+        let action = CanvasAction::export_failed(reason);
         if let Err(e) = self.send_canvas(job, action, chrono::Utc::now()).await {
             tracing::error!(error = %e, entry_id = %job.entry_id, "could not report the failure to the canvas");
         }

@@ -188,6 +188,18 @@ pub enum CanvasAction {
     },
 }
 
+/// Longest failure reason a canvas is asked to show.
+pub const MAX_FAILURE_REASON_CHARS: usize = 500;
+
+impl CanvasAction {
+    /// Shows why an update failed, cut to [`MAX_FAILURE_REASON_CHARS`] characters.
+    pub fn export_failed(reason: &str) -> Self {
+        Self::ExportFailed {
+            reason: reason.chars().take(MAX_FAILURE_REASON_CHARS).collect(),
+        }
+    }
+}
+
 /// Create, render or update an app canvas.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CanvasJob {
@@ -373,6 +385,21 @@ mod tests {
         assert_eq!(back.traceparent, Some(tp));
         assert_eq!(job.group_id(), "etr_1");
         assert_eq!(job.dedup_id(), "export:msg_1");
+    }
+
+    #[test]
+    fn a_failure_reason_is_cut_by_characters() {
+        let CanvasAction::ExportFailed { reason } = CanvasAction::export_failed(&"é".repeat(600))
+        else {
+            panic!("not a failure")
+        };
+        assert_eq!(reason, "é".repeat(MAX_FAILURE_REASON_CHARS));
+        assert_eq!(
+            CanvasAction::export_failed("short"),
+            CanvasAction::ExportFailed {
+                reason: "short".to_owned()
+            }
+        );
     }
 
     #[test]
