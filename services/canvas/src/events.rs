@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bw_config::SecretWatch;
 use bw_contracts::{CanvasAction, CanvasId, CanvasJob, EntryId, EventType, Trigger};
-use bw_queue::{OutgoingMessage, Queue, QueueError};
+use bw_queue::{Queue, QueueError};
 use bw_store::Buckets;
 use bw_worker::{Failure, Handler, Incoming, JobContext};
 use serde_json::Value;
@@ -148,11 +148,7 @@ impl PackageEventWorker {
             &trigger,
             now,
         );
-        self.canvas_queue
-            .send(OutgoingMessage::job(
-                job,
-                bw_telemetry::current_traceparent(),
-            ))
+        bw_worker::send_job(self.canvas_queue.as_ref(), job)
             .await
             .map_err(EventError::Queue)?;
         Ok(Outcome::Refresh { entry, canvas })

@@ -13,7 +13,7 @@ use bw_contracts::bookkeeping::{CanvasRecord, UpdateFailure};
 use bw_contracts::{
     ButtonAction, CanvasAction, CanvasId, CanvasJob, EntryId, ExportJob, PackageTarget,
 };
-use bw_queue::{OutgoingMessage, Queue, QueueError};
+use bw_queue::{Queue, QueueError};
 use bw_store::{Buckets, ObjectStore, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
 use serde_json::Value;
@@ -346,13 +346,8 @@ impl CanvasWorker {
             base_url: None,
             trigger: scene.job.trigger.clone(),
         };
-        self.export_queue
-            .send(OutgoingMessage::job(
-                job,
-                bw_telemetry::current_traceparent(),
-            ))
+        bw_worker::send_job(self.export_queue.as_ref(), job)
             .await
-            .map(drop)
             .map_err(JobError::Queue)
     }
 

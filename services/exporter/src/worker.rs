@@ -17,7 +17,7 @@ use bw_benchling::{BenchlingClient, BenchlingError, Entry};
 use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob};
-use bw_queue::{OutgoingMessage, Queue, QueueError};
+use bw_queue::{Queue, QueueError};
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
 use bytes::Bytes;
@@ -299,13 +299,8 @@ fn bookkeeping_key(key: String) -> Result<Key, JobError> {
 }
 
 async fn send<J: Job>(queue: &dyn Queue, job: J) -> Result<(), JobError> {
-    queue
-        .send(OutgoingMessage::job(
-            job,
-            bw_telemetry::current_traceparent(),
-        ))
+    bw_worker::send_job(queue, job)
         .await
-        .map(drop)
         .map_err(|source| JobError::Queue {
             kind: J::KIND,
             source,

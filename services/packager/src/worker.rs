@@ -9,7 +9,7 @@ use bw_benchling::{BenchlingClient, Entry, NameLookup};
 use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, FileList, PackageFile, RenderJob};
-use bw_queue::{OutgoingMessage, Queue, QueueError};
+use bw_queue::{Queue, QueueError};
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
 use bytes::Bytes;
@@ -301,14 +301,8 @@ impl PackageWorker {
             &job.trigger,
             at,
         );
-        self.queues
-            .canvas
-            .send(OutgoingMessage::job(
-                canvas,
-                bw_telemetry::current_traceparent(),
-            ))
+        bw_worker::send_job(self.queues.canvas.as_ref(), canvas)
             .await
-            .map(drop)
             .map_err(|source| JobError::Queue {
                 queue: "the canvas queue",
                 source,

@@ -12,7 +12,7 @@ mod service;
 pub use binary::{Service, main};
 pub use probe::{Readiness, serve_probes};
 pub use runtime::{
-    Failure, Handler, Incoming, JobContext, Worker, WorkerHealth, WorkerOptions,
+    Failure, Handler, Incoming, JobContext, Worker, WorkerHealth, WorkerOptions, send_job,
     shutdown_on_signals,
 };
 pub use service::{Consumer, WorkerConfig, serve};

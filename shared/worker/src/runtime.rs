@@ -16,6 +16,16 @@ use tracing::{Instrument as _, field};
 /// The message attribute that carries why a job was dead-lettered.
 pub const FAILURE_REASON_ATTRIBUTE: &str = "failure_reason";
 
+/// Sends `job` to `queue` with the current span's trace context, so the job that follows
+/// continues this job's trace.
+///
+/// # Errors
+/// When the queue refuses the message.
+pub async fn send_job<J: Job>(queue: &dyn Queue, job: J) -> Result<(), QueueError> {
+    let message = OutgoingMessage::job(job, bw_telemetry::current_traceparent());
+    queue.send(message).await.map(drop)
+}
+
 /// Why a job did not finish.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
