@@ -1,7 +1,7 @@
 //! The `exporter` binary as operators run it: a worker killed with SIGKILL in the middle of an
 //! upload has its job redelivered and finished by the next one, with the same objects; a
 //! SIGTERM stops it cleanly; a bad configuration names the bad fields; logs never hold the
-//! client secret.
+//! client secret; `exporter --health` answers 0 when the worker is ready and 1 when not.
 
 mod common;
 
@@ -54,17 +54,48 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> Output {
 }
 
 async fn ready(port: u16) -> bool {
+    probe_answers(port, 200).await
+}
+
+/// Whether `/health/ready` answers `status` within 20 s.
+async fn probe_answers(port: u16, status: u16) -> bool {
     let url = format!("http://127.0.0.1:{port}/health/ready");
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(response) = reqwest::get(&url).await
-            && response.status() == 200
+            && response.status() == status
         {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// `exporter --health` as the container health check runs it, with nothing but `PORT` in its
+/// environment.
+async fn health_check(port: u16) -> Output {
+    let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_exporter"))
+        .arg("--health")
+        .env_clear()
+        .env("PORT", port.to_string())
+        .kill_on_drop(true)
+        .output();
+    // The check bounds itself to 2 s; this only keeps a broken one from hanging the suite.
+    tokio::time::timeout(Duration::from_secs(10), check)
+        .await
+        .expect("the health check did not exit within 10 s")
+        .expect("run exporter --health")
+}
+
+/// Kills a worker when its test ends, passed or failed, so none outlives the suite.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,6 +202,44 @@ async fn a_worker_killed_mid_upload_is_finished_by_the_next_one() {
     for output in [&first_output, &second_output] {
         assert!(!logs(output).contains(CLIENT_SECRET));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_health_flag_answers_0_when_ready_and_1_when_not() {
+    let rig = Rig::new(30, 5).await;
+    let ready_port = free_port();
+    let _ready_worker = KillOnDrop(spawn(&rig, ready_port, &[]));
+    // A secret that never appears keeps the second worker up but not ready.
+    let missing = format!(
+        "file:{}",
+        rig.secret_path.with_file_name("missing.json").display()
+    );
+    let waiting_port = free_port();
+    let _waiting_worker = KillOnDrop(spawn(
+        &rig,
+        waiting_port,
+        &[("BenchlingSecret", missing.as_str())],
+    ));
+
+    assert!(ready(ready_port).await, "the worker never became ready");
+    let check = health_check(ready_port).await;
+    assert_eq!(check.status.code(), Some(0), "{}", logs(&check));
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout),
+        format!("ready: 127.0.0.1:{ready_port} answered 200\n")
+    );
+
+    assert!(
+        probe_answers(waiting_port, 503).await,
+        "the worker without a secret never answered 503"
+    );
+    let check = health_check(waiting_port).await;
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("not ready: 127.0.0.1:{waiting_port} answered 503")),
+        "{stderr}"
+    );
 }
 
 #[test]

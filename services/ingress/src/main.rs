@@ -1,10 +1,16 @@
 //! `ingress`: the Benchling webhook receiver.
 
+use std::process::ExitCode;
+
 use anyhow::Context as _;
 use bw_config::{Env, SecretState};
 use bw_ingress::{Ingress, IngressConfig};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    // Before the configuration: a container health check must answer even when it is bad.
+    if let Some(code) = bw_probe::from_args() {
+        return Ok(code);
+    }
     let config = match IngressConfig::from_env(Env::from_process()) {
         Ok(config) => config,
         Err(e) => {
@@ -41,5 +47,5 @@ fn main() -> anyhow::Result<()> {
     });
     tracing::info!("ingress stopped");
     telemetry.shutdown();
-    result
+    result.map(|()| ExitCode::SUCCESS)
 }

@@ -1,10 +1,10 @@
 //! The `ingress` binary as operators run it: configuration errors, start-up, SIGTERM with a
 //! request in flight, OTLP export with the trace id carried in the job, and logs that never
-//! contain credentials or signatures.
+//! contain credentials or signatures; `ingress --health` as a container health check runs it.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bw_contracts::{ExportJob, JobEnvelope};
@@ -22,11 +22,14 @@ fn secret_file(verify: bool) -> std::path::PathBuf {
         "bw-ingress-bin-{}-{verify}.json",
         std::process::id()
     ));
-    let secret = format!(
-        r#"{{"tenant":"t","client_id":"binary-test-client-id","client_secret":"{CLIENT_SECRET}","app_definition_id":"appdef_bin","user_bucket":"bkt","enable_webhook_verification":{verify}}}"#
-    );
-    std::fs::write(&path, secret).unwrap();
+    std::fs::write(&path, secret_text(verify)).unwrap();
     path
+}
+
+fn secret_text(verify: bool) -> String {
+    format!(
+        r#"{{"tenant":"t","client_id":"binary-test-client-id","client_secret":"{CLIENT_SECRET}","app_definition_id":"appdef_bin","user_bucket":"bkt","enable_webhook_verification":{verify}}}"#
+    )
 }
 
 fn spawn(port: u16, env: &[(&str, String)]) -> Child {
@@ -57,19 +60,65 @@ fn get(port: u16, path: &str) -> Option<String> {
 }
 
 fn wait_until_up(port: u16, path: &str) -> Duration {
+    wait_for_status(port, path, "200")
+}
+
+fn wait_for_status(port: u16, path: &str, status: &str) -> Duration {
     let started = Instant::now();
+    let status_line = format!("HTTP/1.1 {status}");
     while started.elapsed() < Duration::from_secs(20) {
-        if get(port, path).is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
+        if get(port, path).is_some_and(|a| a.starts_with(&status_line)) {
             return started.elapsed();
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    panic!("ingress did not answer 200 on {path}");
+    panic!("ingress did not answer {status} on {path}");
 }
 
 fn terminate(child: &Child) {
     // SAFETY: sends SIGTERM to our own child process.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+}
+
+/// Waits for `child` to exit, killing it and failing the test after `timeout`.
+fn wait_bounded(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `ingress --health` as the container health check runs it, with nothing but `PORT` in its
+/// environment: it must not need the rest of the configuration.
+fn health_check(port: &str) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_ingress"))
+        .arg("--health")
+        .env_clear()
+        .env("PORT", port)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ingress --health");
+    // The check bounds itself to 2 s; this only keeps a broken one from hanging the suite.
+    wait_bounded(child, Duration::from_secs(10))
+}
+
+/// Kills the ingress when a test fails before stopping it, so none outlives the suite.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn output(child: Child) -> (std::process::ExitStatus, String) {
@@ -227,4 +276,81 @@ fn spans_are_exported_with_the_trace_id_the_job_carries_and_logs_hold_no_secrets
         .unwrap_or_else(|| panic!("no log line for the ignored button: {logs}"));
     assert!(ignored.contains("my_button_id"), "{ignored}");
     std::fs::remove_file(secret).unwrap();
+}
+
+#[test]
+fn the_health_flag_follows_readiness_and_reads_only_port() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::shared();
+    let (export_url, canvas_url) = runtime.block_on(async {
+        (
+            moto.create_queue(&Moto::unique_name("health-export"), true, 30, None)
+                .await,
+            moto.create_queue(&Moto::unique_name("health-canvas"), true, 30, None)
+                .await,
+        )
+    });
+    // The secret file appears only later, so the ingress starts degraded and then recovers.
+    let secret =
+        std::env::temp_dir().join(format!("bw-ingress-bin-{}-health.json", std::process::id()));
+    let _ = std::fs::remove_file(&secret);
+    let port = free_port();
+    let mut env = vec![
+        ("BenchlingSecret", format!("file:{}", secret.display())),
+        ("SECRET_RETRY_INITIAL_MS", "50".into()),
+        ("SECRET_RETRY_MAX_SECS", "1".into()),
+        ("EXPORT_QUEUE_URL", export_url),
+        ("CANVAS_QUEUE_URL", canvas_url),
+    ];
+    let moto_env = moto.env();
+    env.extend(moto_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let mut ingress = KillOnDrop(Some(spawn(port, &env)));
+    let addr = format!("127.0.0.1:{port}");
+
+    wait_for_status(port, "/health/ready", "503");
+    let degraded = health_check(&port.to_string());
+    let stderr = String::from_utf8_lossy(&degraded.stderr);
+    assert_eq!(degraded.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("not ready: {addr} answered 503")),
+        "{stderr}"
+    );
+
+    std::fs::write(&secret, secret_text(false)).unwrap();
+    wait_until_up(port, "/health/ready");
+    let ready = health_check(&port.to_string());
+    assert_eq!(
+        ready.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ready.stdout),
+        format!("ready: {addr} answered 200\n")
+    );
+
+    let child = ingress.0.take().unwrap();
+    terminate(&child);
+    let stopped = wait_bounded(child, Duration::from_secs(30));
+    assert!(stopped.status.success(), "{}", stopped.status);
+    let gone = health_check(&port.to_string());
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("not ready: cannot connect to {addr}")),
+        "{stderr}"
+    );
+    std::fs::remove_file(secret).unwrap();
+}
+
+#[test]
+fn the_health_flag_fails_naming_a_port_it_cannot_check() {
+    for bad in ["eighty", "0"] {
+        let check = health_check(bad);
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        // 1 like any failed check, not the configuration error's 2.
+        assert_eq!(check.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("PORT"), "{stderr}");
+    }
 }

@@ -1,0 +1,3 @@
+//! The crate's integration tests, in one test binary (each `tests/*.rs` would link its own).
+
+mod image;
