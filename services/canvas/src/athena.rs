@@ -1,7 +1,8 @@
 //! Linked packages: the Quilt packages whose metadata names an entry, found with Athena.
 //!
-//! The query is upstream's (spec §7) with its defects fixed: the entry's display id and the
-//! metadata key's JSON path travel as `ExecutionParameters`, never spliced into the SQL; the
+//! The query is the upstream service's linked-package query with its defects fixed: the
+//! entry's display id and the metadata key's JSON path travel as `ExecutionParameters`, never
+//! spliced into the SQL; the
 //! identifiers that must be spliced (database, bucket) are validated against strict patterns
 //! first; the workgroup is sent on every call; polling backs off up to a timeout; every result
 //! page is read; and access or workgroup errors say which workgroup and which IAM action.

@@ -1,5 +1,5 @@
-//! Reading Quilt packages from the registry bucket (spec §5.11), and the EventBridge
-//! `package-revision` events that announce new revisions (spec §5.9).
+//! Reading Quilt packages from the registry bucket (Quilt's layout), and the EventBridge
+//! `package-revision` events that announce new revisions.
 //!
 //! Layout: `.quilt/named_packages/{name}/latest` holds the top hash as text;
 //! `.quilt/packages/{top hash}` is the manifest, JSON Lines: a header (`user_meta`, `message`, …)

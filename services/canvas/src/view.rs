@@ -1,4 +1,4 @@
-//! The canvas views as Benchling App Canvas blocks (spec §6): main, updating, file browser,
+//! The canvas views as Benchling App Canvas blocks (the upstream canvas's views): main, updating, file browser,
 //! metadata, empty package, package not created, and error.
 //!
 //! Benchling's rules are kept by construction: a SECTION holds only buttons (its children are

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use bw_canvas::athena::{AthenaError, AthenaOptions, PackageQuery};
+use bw_standin::stub::{StubRequest, StubResponse, StubServer};
 use bw_testkit::moto::Moto;
-use bw_testkit::stub::{StubRequest, StubResponse, StubServer};
 use serde_json::json;
 
 fn options(workgroup: &str) -> AthenaOptions {

@@ -14,8 +14,8 @@ use bw_contracts::{
     PackageTarget, Trigger,
 };
 use bw_queue::{OutgoingMessage, Queue, SqsQueue};
+use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, RecordedRequest, secret_json};
 use bw_store::Buckets;
-use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, RecordedRequest, secret_json};
 use bw_testkit::moto::Moto;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -497,7 +497,7 @@ async fn an_update_click_that_fails_for_good_shows_the_failure() {
     rig.add_canvas("cnvs_1");
     // Benchling refuses the entry look-up of the click once.
     rig.benchling
-        .inject(bw_testkit::benchling::Fault::Status(400), 1);
+        .inject(bw_standin::benchling::Fault::Status(400), 1);
     rig.click("cnvs_1", ButtonAction::Update, 0).await;
     let shown_failure = rig.patch("cnvs_1", 1).await;
     let (markdown, _) = shown(&shown_failure);
@@ -583,7 +583,7 @@ async fn a_deleted_canvas_is_forgotten_and_not_retried() {
 
     // The user removed the canvas from the entry; the packager's notice still names it.
     rig.benchling
-        .inject(bw_testkit::benchling::Fault::Status(404), 1);
+        .inject(bw_standin::benchling::Fault::Status(404), 1);
     rig.send(
         None,
         CanvasAction::Published {

@@ -7,9 +7,8 @@ use std::io::{Cursor, Read, Write};
 use bw_exporter::archive::{
     Archive, ArchiveError, ArchiveLimits, MAX_NAME_BYTES, NameError, sanitize,
 };
-use bw_testkit::archive::{
-    build, deflated, headers, put_u32, rename, stored, u16_at, u32_at, with_symlink,
-};
+use bw_standin::archive::{build, deflated, stored};
+use bw_testkit::archive::{headers, put_u32, rename, u16_at, u32_at, with_symlink};
 use bw_testkit::sample::pattern;
 use proptest::prelude::*;
 use zip::write::SimpleFileOptions;

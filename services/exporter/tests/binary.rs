@@ -10,10 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bw_contracts::RenderJob;
-use bw_testkit::archive::{build, stored};
-use bw_testkit::benchling::FIXTURE_ENTRY_ID;
+use bw_standin::archive::{build, stored};
+use bw_standin::benchling::FIXTURE_ENTRY_ID;
+use bw_standin::stub::free_port;
 use bw_testkit::sample::pattern;
-use bw_testkit::stub::free_port;
 use common::{CLIENT_SECRET, PKG_PREFIX, Rig, export_job, next_job, next_message, send};
 
 const MEMBERS: usize = 400;

@@ -13,7 +13,7 @@ use bw_config::Redacted;
 use bw_contracts::EntryId;
 use bw_exporter::download::{DownloadError, DownloadLimits, download_to_file};
 use bw_exporter::export::{ExportError, ExportOptions, run_export};
-use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, Fault, TaskScript};
+use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, Fault, TaskScript};
 use bw_testkit::sample::pattern;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -8,7 +8,7 @@ use bw_benchling::VerifyError;
 use bw_contracts::PayloadError;
 use serde_json::json;
 
-use crate::webhook::MAX_BODY_BYTES;
+use crate::state::MAX_BODY_BYTES;
 
 /// A request the ingress refuses or cannot serve.
 #[derive(Debug, thiserror::Error)]

@@ -17,10 +17,7 @@ use tracing::{Instrument as _, field};
 use crate::dispatch::{Delivery, Disposition, dispatch};
 use crate::error::ApiError;
 use crate::replay::Claim;
-use crate::server::AppState;
-
-/// Largest webhook body accepted (Benchling's are a few KiB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+use crate::state::{AppState, MAX_BODY_BYTES};
 
 /// `POST /event`, `/canvas`, `/lifecycle`, `/` and their `/{stage}/…` forms.
 pub async fn receive(

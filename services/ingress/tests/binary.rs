@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use bw_contracts::{ExportJob, JobEnvelope};
 use bw_queue::{Queue as _, SqsQueue};
+use bw_standin::stub::free_port;
 use bw_testkit::jwks::JwksServer;
 use bw_testkit::moto::Moto;
 use bw_testkit::otlp::OtlpSink;
 use bw_testkit::signer::{SigningKey, now_unix};
-use bw_testkit::stub::free_port;
 
 const CLIENT_SECRET: &str = "binary-test-client-secret";
 

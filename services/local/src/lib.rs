@@ -17,9 +17,8 @@ use bw_exporter::{ExportQueues, ExporterConfig};
 use bw_ingress::{Ingress, IngressConfig, Queues};
 use bw_packager::{PackagerConfig, PackagerQueues};
 use bw_queue::{EmbeddedOptions, EmbeddedQueue, Queue};
+use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
 use bw_store::Buckets;
-use bw_testkit::archive::{build, deflated};
-use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -247,8 +246,7 @@ async fn start_stand_in(secret: &SecretWatch) -> (url::Url, tokio::task::JoinHan
             return;
         };
         let stand_in = BenchlingStandIn::start(&loaded.client_id, loaded.client_secret.expose());
-        let sample = sample_export();
-        stand_in.add_download("export.zip", sample);
+        stand_in.add_sample_export();
         let _ = ready.send(stand_in.url());
         // The stand-in stops when dropped; this task lives as long as the runtime.
         std::future::pending::<()>().await;
@@ -260,19 +258,4 @@ async fn start_stand_in(secret: &SecretWatch) -> (url::Url, tokio::task::JoinHan
         .expect("the stand-in starts once the secret is loaded");
     tracing::warn!(%url, entry = FIXTURE_ENTRY_ID, "Benchling API served by the local stand-in (LOCAL_BENCHLING_STAND_IN)");
     (url, task)
-}
-
-/// The export the stand-in serves for every entry: a note and a small table.
-fn sample_export() -> Vec<u8> {
-    let table: String = std::iter::once("well,od600\n".to_owned())
-        .chain((1..=12).map(|i| format!("A{i},{:.3}\n", 0.1 * f64::from(i))))
-        .collect();
-    build(&[
-        (
-            "README.txt",
-            deflated(),
-            b"Sample attachment served by the local Benchling stand-in.\n",
-        ),
-        ("data/plate-1.csv", deflated(), table.as_bytes()),
-    ])
 }

@@ -12,7 +12,7 @@ use bw_contracts::bookkeeping::version_tag;
 use bw_queue::OutgoingMessage;
 use serde::Serialize;
 
-/// The message Quilt's packager reads (upstream §5.8 shape).
+/// The message Quilt's packager reads (the shape the upstream service sent).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PackagerMessage {
     /// `s3://{bucket}/{package}/`: what goes into the package.

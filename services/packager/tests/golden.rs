@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 fn fixture_entry() -> Value {
     let fixture: Value =
-        serde_json::from_str(bw_testkit::benchling::ENTRY_FIXTURE).expect("fixture is JSON");
+        serde_json::from_str(bw_standin::benchling::ENTRY_FIXTURE).expect("fixture is JSON");
     fixture["entry"].clone()
 }
 

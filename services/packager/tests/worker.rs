@@ -12,8 +12,8 @@ use bw_contracts::{
 };
 use bw_packager::{Connections, PackagerConfig, PackagerQueues, Readme};
 use bw_queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
+use bw_standin::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
 use bw_store::Buckets;
-use bw_testkit::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
 use bw_testkit::moto::Moto;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -346,7 +346,7 @@ async fn a_missing_claim_check_is_dead_lettered_and_shown_on_the_canvas() {
 async fn a_failed_name_look_up_leaves_names_empty_and_the_job_succeeds() {
     let rig = Rig::start().await;
     rig.benchling
-        .inject(bw_testkit::benchling::Fault::Status(400), 1);
+        .inject(bw_standin::benchling::Fault::Status(400), 1);
     let job = rig
         .exported(FileList::Inline { files: files(1) }, "msg_names")
         .await;

@@ -209,7 +209,7 @@ pub struct NewAppCanvas {
     pub blocks: Value,
 }
 
-/// The note-link types whose names Benchling can look up in bulk (spec §5.7), with the
+/// The note-link types whose names Benchling can look up in bulk, with the
 /// endpoint, id parameter and response list of each. The one table of these in the code.
 const NAME_LOOKUPS: &[NameLookup] = &[
     NameLookup::new(

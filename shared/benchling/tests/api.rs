@@ -9,7 +9,7 @@ use bw_benchling::{
 };
 use bw_config::{Redacted, SecretWatch};
 use bw_contracts::{CanvasId, EntryId, FeatureId};
-use bw_testkit::benchling::{BenchlingStandIn, ENTRY_FIXTURE, FIXTURE_ENTRY_ID, Fault, TaskScript};
+use bw_standin::benchling::{BenchlingStandIn, ENTRY_FIXTURE, FIXTURE_ENTRY_ID, Fault, TaskScript};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use url::Url;

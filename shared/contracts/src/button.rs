@@ -206,7 +206,7 @@ fn parse_current(rest: &str) -> Option<Button> {
         .then_some(Button { entry_id, action })
 }
 
-/// The upstream grammar (spec §6.2), kept so canvases rendered by the old system still work.
+/// The upstream service's button-id grammar, kept so canvases rendered by the old system still work.
 mod legacy {
     use super::{Button, ButtonAction, DEFAULT_PAGE_SIZE, PackageTarget, page_and_size};
     use crate::id::EntryId;

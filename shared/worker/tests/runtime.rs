@@ -386,7 +386,7 @@ async fn a_consumer_that_cannot_start_ends_the_service_with_its_error() {
     let path = dir.path().join("secret.json");
     std::fs::write(
         &path,
-        bw_testkit::benchling::secret_json("id", "secret", "bucket"),
+        bw_standin::benchling::secret_json("id", "secret", "bucket"),
     )
     .unwrap();
     let secret = SecretWatch::connect(

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use bw_testkit::stub::free_port;
+use bw_standin::stub::free_port;
 
 /// Longest wait for one start-up.
 const TIMEOUT: Duration = Duration::from_secs(10);

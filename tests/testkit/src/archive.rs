@@ -1,37 +1,11 @@
-//! ZIP archives for tests: well-formed ones from the zip writer, and the byte patches that make
-//! hostile ones the writer refuses to produce (unsafe names, duplicates, device modes).
+//! Hostile ZIP archives for tests: a symbolic link, and the byte patches that make the ones the
+//! writer refuses to produce (unsafe names, duplicates, device modes). Well-formed archives come
+//! from [`bw_standin::archive::build`].
 
 use std::io::{Cursor, Write as _};
 
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipWriter};
-
-/// Members written compressed.
-pub fn deflated() -> SimpleFileOptions {
-    SimpleFileOptions::default().compression_method(CompressionMethod::Deflated)
-}
-
-/// Members written as they are.
-pub fn stored() -> SimpleFileOptions {
-    SimpleFileOptions::default().compression_method(CompressionMethod::Stored)
-}
-
-/// A ZIP holding `files` (name, options, bytes) in order; names ending in `/` are directories.
-///
-/// # Panics
-/// When the writer refuses a member.
-pub fn build(files: &[(&str, SimpleFileOptions, &[u8])]) -> Vec<u8> {
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, options, data) in files {
-        if let Some(dir) = name.strip_suffix('/') {
-            zip.add_directory(dir, *options).expect("add directory");
-        } else {
-            zip.start_file(*name, *options).expect("start file");
-            zip.write_all(data).expect("write file");
-        }
-    }
-    zip.finish().expect("finish").into_inner()
-}
+use bw_standin::archive::stored;
+use zip::ZipWriter;
 
 /// A ZIP holding a regular file and a symbolic link `name` pointing at `target`.
 ///
@@ -50,7 +24,7 @@ pub fn with_symlink(name: &str, target: &str) -> Vec<u8> {
 /// record (the writer adds no archive comment, so it is the last 22 bytes).
 ///
 /// # Panics
-/// When `zip` was not made by [`build`].
+/// When `zip` was not made by [`bw_standin::archive::build`].
 pub fn headers(zip: &[u8]) -> Vec<(usize, usize)> {
     let eocd = zip.len() - 22;
     assert_eq!(&zip[eocd..eocd + 4], b"PK\x05\x06");

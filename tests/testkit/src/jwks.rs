@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::json;
 
 use crate::signer::SigningKey;
-use crate::stub::{StubResponse, StubServer};
+use bw_standin::stub::{StubResponse, StubServer};
 
 #[derive(Default)]
 struct State {

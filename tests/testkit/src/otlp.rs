@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::stub::{StubRequest, StubResponse, StubServer};
+use bw_standin::stub::{StubRequest, StubResponse, StubServer};
 
 /// One span as the sink received it.
 #[derive(Clone, Debug, PartialEq)]

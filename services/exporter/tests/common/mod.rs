@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bw_contracts::{ExportJob, Job, JobEnvelope, Trigger, WebhookId};
 use bw_queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
-use bw_testkit::benchling::{BenchlingStandIn, secret_json};
+use bw_standin::benchling::{BenchlingStandIn, secret_json};
 use bw_testkit::moto::Moto;
 use serde_json::Value;
 
@@ -161,7 +161,7 @@ impl Rig {
 /// The fixture's entry object (`GET /entries/etr_0uKCQZ8f` → `entry`).
 pub fn fixture_entry() -> Value {
     let fixture: Value =
-        serde_json::from_str(bw_testkit::benchling::ENTRY_FIXTURE).expect("fixture is JSON");
+        serde_json::from_str(bw_standin::benchling::ENTRY_FIXTURE).expect("fixture is JSON");
     fixture["entry"].clone()
 }
 

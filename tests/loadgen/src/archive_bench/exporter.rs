@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bw_contracts::{EventType, ExportJob, FileList, JobEnvelope, RenderJob, Trigger, WebhookId};
 use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
-use bw_testkit::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, secret_json};
+use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, secret_json};
+use bw_standin::stub::free_port;
 use bw_testkit::moto::{Moto, WorkerQueues};
-use bw_testkit::stub::free_port;
 use tokio::process::Child;
 
 use crate::service_bench::buckets;

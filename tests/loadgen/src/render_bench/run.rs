@@ -14,9 +14,9 @@ use bw_contracts::{
     CanvasAction, CanvasJob, EventType, FileList, JobEnvelope, PackageFile, RenderJob, Trigger,
 };
 use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
-use bw_testkit::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
+use bw_standin::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
+use bw_standin::stub::free_port;
 use bw_testkit::moto::Moto;
-use bw_testkit::stub::free_port;
 use serde_json::{Value, json};
 use tokio::process::Child;
 use tokio::task::JoinSet;

@@ -1,9 +1,11 @@
-//! A minimal HTTP/1.1 server on loopback for test stand-ins: one thread per connection,
-//! keep-alive, `content-length` bodies. Each stand-in supplies a handler.
+//! A minimal HTTP/1.1 server for stand-ins (this crate's, and the test kit's JWKS and OTLP
+//! ones): one thread per connection, keep-alive, `content-length` bodies. Each stand-in supplies
+//! a handler. Tests run it on an ephemeral loopback port; `benchling-standin` on the address it
+//! is given.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,8 +88,19 @@ impl StubServer {
     /// # Panics
     /// When no loopback port can be bound (the test cannot run anyway).
     pub fn start(handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a stand-in port");
-        let addr = listener.local_addr().expect("stand-in address");
+        Self::bind((Ipv4Addr::LOCALHOST, 0).into(), handler).expect("bind a stand-in port")
+    }
+
+    /// Serves `handler` on `addr` (port 0: an ephemeral one, see [`StubServer::addr`]).
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound.
+    pub fn bind(
+        addr: SocketAddr,
+        handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
         let stopped = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
         let accept_stopped = Arc::clone(&stopped);
@@ -102,7 +115,7 @@ impl StubServer {
                 }
             }
         });
-        Self { addr, stopped }
+        Ok(Self { addr, stopped })
     }
 
     /// The bound address.
@@ -211,7 +224,7 @@ fn read_request(reader: &mut impl BufRead) -> Option<(StubRequest, bool)> {
 /// # Panics
 /// When the kernel has no free port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("a free loopback port")

@@ -1,9 +1,10 @@
-//! A Benchling API stand-in on loopback: OAuth token, entries (from the recorded fixture),
+//! A Benchling API stand-in: OAuth token, entries (from the recorded fixture),
 //! exports and task polling with scripted outcomes, ZIP downloads, app canvases, bulk name
 //! look-ups, and injected faults (429, 5xx bursts, slow answers, expired tokens). Every request
 //! is recorded for assertions, with `Authorization` values hidden.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -13,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+use crate::archive::sample_export;
 use crate::stub::{StubRequest, StubResponse, StubServer};
 
 /// The recorded `GET /entries/etr_0uKCQZ8f` response the stand-in serves by default.
@@ -20,6 +22,9 @@ pub const ENTRY_FIXTURE: &str = include_str!("../../fixtures/benchling-events/en
 
 /// The id of the fixture entry.
 pub const FIXTURE_ENTRY_ID: &str = "etr_0uKCQZ8f";
+
+/// The download an export ends with unless a [`TaskScript`] names another.
+pub const DEFAULT_DOWNLOAD: &str = "export.zip";
 
 /// Bulk-get routes as Benchling names them: link type, collection, id parameter, list key.
 const BULK_GETS: &[(&str, &str, &str, &str)] = &[
@@ -139,12 +144,25 @@ pub struct BenchlingStandIn {
 }
 
 impl BenchlingStandIn {
-    /// Starts a stand-in that accepts these OAuth client credentials and serves the fixture
-    /// entry.
+    /// Starts a stand-in on an ephemeral loopback port that accepts these OAuth client
+    /// credentials and serves the fixture entry.
     ///
     /// # Panics
-    /// When the fixture is not valid JSON (the test cannot run anyway).
+    /// When no loopback port can be bound or the fixture is not valid JSON (the test cannot run
+    /// anyway).
     pub fn start(client_id: &str, client_secret: &str) -> Self {
+        Self::bind((Ipv4Addr::LOCALHOST, 0).into(), client_id, client_secret)
+            .expect("bind a stand-in port")
+    }
+
+    /// Like [`BenchlingStandIn::start`], on `addr` (port 0: an ephemeral one).
+    ///
+    /// # Errors
+    /// When `addr` cannot be bound.
+    ///
+    /// # Panics
+    /// When the fixture is not valid JSON (it is compiled in, so never in a tested build).
+    pub fn bind(addr: SocketAddr, client_id: &str, client_secret: &str) -> std::io::Result<Self> {
         let fixture: Value = serde_json::from_str(ENTRY_FIXTURE).expect("entry fixture is JSON");
         let entry = fixture["entry"].clone();
         let state = Arc::new(Mutex::new(State {
@@ -165,15 +183,20 @@ impl BenchlingStandIn {
             requests: Vec::new(),
         }));
         let handler_state = Arc::clone(&state);
-        let server = StubServer::start(move |request| handle(&handler_state, request));
+        let server = StubServer::bind(addr, move |request| handle(&handler_state, request))?;
         let stand_in = Self { server, state };
         stand_in.lock().base_url = stand_in.url();
         stand_in.add_entry(entry);
-        stand_in
+        Ok(stand_in)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
     }
 
     /// The base URL (`BENCHLING_API_BASE_URL`); the API is under `/api/v2`.
@@ -216,7 +239,7 @@ impl BenchlingStandIn {
     }
 
     /// Scripts the outcome of the next export started (default: succeeds at once with
-    /// `export.zip`).
+    /// [`DEFAULT_DOWNLOAD`]).
     pub fn push_task(&self, script: TaskScript) {
         self.lock().scripts.push_back(script);
     }
@@ -226,6 +249,12 @@ impl BenchlingStandIn {
         self.lock()
             .downloads
             .insert(name.to_owned(), Download::Bytes(bytes));
+    }
+
+    /// Serves [`sample_export`] as [`DEFAULT_DOWNLOAD`], so every unscripted export of any
+    /// entry succeeds with a note and a small table (local runs).
+    pub fn add_sample_export(&self) {
+        self.add_download(DEFAULT_DOWNLOAD, sample_export());
     }
 
     /// Streams the file at `path` from `/downloads/{name}` (large archives).
@@ -355,7 +384,7 @@ fn handle(state: &Mutex<State>, request: &StubRequest) -> StubResponse {
             None => error(404, "Entry not found"),
         },
         ("POST", ["exports"]) => start_export(&mut state, request),
-        ("GET", ["tasks", id]) => task(&mut state, id),
+        ("GET", ["tasks", id]) => task(&mut state, id, request),
         ("GET", ["app-canvases", id]) => match state.canvases.get(*id) {
             Some(canvas) => ok(200, canvas),
             None => error(404, "App canvas not found"),
@@ -446,7 +475,7 @@ fn start_export(state: &mut State, request: &StubRequest) -> StubResponse {
     }
     let outcome = state.scripts.pop_front().unwrap_or(TaskScript::Succeed {
         running: 0,
-        download: "export.zip".to_owned(),
+        download: DEFAULT_DOWNLOAD.to_owned(),
     });
     let running = match &outcome {
         TaskScript::Succeed { running, .. } | TaskScript::Fail { running, .. } => *running,
@@ -458,8 +487,12 @@ fn start_export(state: &mut State, request: &StubRequest) -> StubResponse {
     ok(202, &json!({ "taskId": task_id }))
 }
 
-fn task(state: &mut State, id: &str) -> StubResponse {
-    let base_url = state.base_url.clone();
+fn task(state: &mut State, id: &str, request: &StubRequest) -> StubResponse {
+    // The address the client reached us by: bound to 0.0.0.0 in a container, the stand-in's own
+    // address would not lead other containers back to it.
+    let base_url = request
+        .header("host")
+        .map_or_else(|| state.base_url.clone(), |host| format!("http://{host}"));
     let Some(task) = state.tasks.get_mut(id) else {
         return error(404, "Task not found");
     };

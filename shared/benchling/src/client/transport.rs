@@ -1,30 +1,24 @@
-//! The Benchling REST client: one place for OAuth, retries, rate limiting and timeouts, with a
-//! typed method per call the workers make.
+//! The transport under the Benchling client: HTTP with timeouts and no redirects, the OAuth
+//! token, the client-side rate limit, retries with backoff, and mapping failures to
+//! [`BenchlingError`]. The typed endpoints build a [`Call`] and hand it to
+//! [`Transport::execute`].
 
-use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bw_config::Redacted;
-use bw_contracts::{CanvasId, EntryId};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 use url::{Host, Url};
 
 use crate::auth::{AccessToken, CredentialSource, Credentials, TokenCache};
 use crate::error::{BenchlingError, TransportKind};
-use crate::model::{
-    AppCanvas, AppCanvasFields, Entry, NameLookup, NewAppCanvas, TaskId, TaskStatus,
-};
 use crate::ratelimit::{RateLimit, RateLimiter};
 use crate::retry::{RetryOptions, is_retryable_status, server_hint};
-
-/// Ids per bulk-get request; Benchling caps bulk gets, 100 stays under every documented limit.
-const BULK_CHUNK: usize = 100;
 
 /// Longest error message kept from a Benchling error body.
 const MAX_MESSAGE_CHARS: usize = 500;
@@ -103,21 +97,6 @@ impl ClientOptions {
     }
 }
 
-/// A Benchling API client. Clones share the token, the rate limiter and the connection pool.
-#[derive(Clone)]
-pub struct BenchlingClient {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    http: reqwest::Client,
-    base_url: Option<Url>,
-    credentials: Arc<dyn CredentialSource>,
-    tokens: TokenCache,
-    limiter: RateLimiter,
-    retry: RetryOptions,
-}
-
 /// Whether a URL may carry Benchling credentials or data: `https`, or plain `http` to a
 /// loopback address (the test stand-ins). Also used for export download URLs.
 pub fn is_secure_url(url: &Url) -> bool {
@@ -156,18 +135,19 @@ fn check_base_url(url: &Url) -> Result<(), BenchlingError> {
 }
 
 /// One API call: method, path segments under `/api/v2`, query and JSON body.
-struct Call<'a> {
-    method: Method,
-    segments: Vec<&'a str>,
-    query: Vec<(&'static str, String)>,
-    body: Option<Value>,
+pub(super) struct Call<'a> {
+    pub(super) method: Method,
+    pub(super) segments: Vec<&'a str>,
+    pub(super) query: Vec<(&'static str, String)>,
+    pub(super) body: Option<Value>,
     /// Not idempotent: retried only when the request certainly had no effect (a refused
     /// connection, or 429), never after a timeout or a 5xx that may have applied it.
-    at_most_once: bool,
+    pub(super) at_most_once: bool,
 }
 
 impl<'a> Call<'a> {
-    fn new(method: Method, segments: &[&'a str]) -> Self {
+    /// A call with no query or body, safe to retry.
+    pub(super) fn new(method: Method, segments: &[&'a str]) -> Self {
         Self {
             method,
             segments: segments.to_vec(),
@@ -177,7 +157,8 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn path(&self) -> String {
+    /// The path under `/api/v2`, for errors and logs.
+    pub(super) fn path(&self) -> String {
         format!("/{}", self.segments.join("/"))
     }
 }
@@ -209,10 +190,21 @@ struct TokenResponse {
     expires_in: u64,
 }
 
-impl BenchlingClient {
-    /// A client reading credentials from `credentials` before every call. Fails when the
-    /// configured base URL is not https (or http to loopback).
-    pub fn new(
+/// The HTTP side of the client, shared by every clone: connection pool, token cache, rate
+/// limiter and retry policy.
+pub(super) struct Transport {
+    http: reqwest::Client,
+    base_url: Option<Url>,
+    credentials: Arc<dyn CredentialSource>,
+    tokens: TokenCache,
+    limiter: RateLimiter,
+    retry: RetryOptions,
+}
+
+impl Transport {
+    /// Builds the HTTP client. Fails when the configured base URL is not https (or http to
+    /// loopback).
+    pub(super) fn new(
         credentials: Arc<dyn CredentialSource>,
         options: ClientOptions,
     ) -> Result<Self, BenchlingError> {
@@ -228,132 +220,18 @@ impl BenchlingClient {
             .build()
             .map_err(|e| BenchlingError::HttpClient(e.to_string()))?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                http,
-                base_url: options.base_url,
-                credentials,
-                tokens: TokenCache::default(),
-                limiter: RateLimiter::new(options.rate_limit),
-                retry: options.retry,
-            }),
+            http,
+            base_url: options.base_url,
+            credentials,
+            tokens: TokenCache::default(),
+            limiter: RateLimiter::new(options.rate_limit),
+            retry: options.retry,
         })
     }
 
-    /// `GET /entries/{id}`: the entry, typed, with its raw JSON.
-    pub async fn get_entry(&self, id: &EntryId) -> Result<Entry, BenchlingError> {
-        let call = Call::new(Method::GET, &["entries", id.as_str()]);
-        let mut body = self.execute(&call).await?;
-        let raw = body
-            .get_mut("entry")
-            .map(Value::take)
-            .filter(Value::is_object)
-            .ok_or_else(|| invalid(&call, "no `entry` object"))?;
-        Entry::from_value(raw).map_err(|e| invalid(&call, e))
-    }
-
-    /// `POST /exports {"id": entry}`: starts an export and returns its task.
-    pub async fn start_export(&self, entry: &EntryId) -> Result<TaskId, BenchlingError> {
-        let mut call = Call::new(Method::POST, &["exports"]);
-        call.body = Some(json!({ "id": entry }));
-        let body = self.execute(&call).await?;
-        body.get("taskId")
-            .and_then(Value::as_str)
-            .and_then(TaskId::parse)
-            .ok_or_else(|| invalid(&call, "task ID not found"))
-    }
-
-    /// `GET /tasks/{id}`: whether the task is running, done or failed.
-    pub async fn get_task(&self, id: &TaskId) -> Result<TaskStatus, BenchlingError> {
-        let call = Call::new(Method::GET, &["tasks", id.as_str()]);
-        let body = self.execute(&call).await?;
-        match body.get("status").and_then(Value::as_str) {
-            Some("QUEUED" | "RUNNING") => Ok(TaskStatus::Running),
-            Some("SUCCEEDED") => body
-                .pointer("/response/downloadURL")
-                .and_then(Value::as_str)
-                .and_then(|u| Url::parse(u).ok())
-                .map(|download_url| TaskStatus::Succeeded { download_url })
-                .ok_or_else(|| invalid(&call, "SUCCEEDED without a valid response.downloadURL")),
-            Some("FAILED") => Ok(TaskStatus::Failed {
-                message: failure_reason(&body),
-            }),
-            Some(other) => Err(invalid(&call, format!("unknown task status {other:?}"))),
-            None => Err(invalid(&call, "no task status")),
-        }
-    }
-
-    /// `GET /app-canvases/{id}`.
-    pub async fn get_app_canvas(&self, id: &CanvasId) -> Result<AppCanvas, BenchlingError> {
-        let call = Call::new(Method::GET, &["app-canvases", id.as_str()]);
-        let body = self.execute(&call).await?;
-        canvas_from(&call, &body)
-    }
-
-    /// `POST /app-canvases`: creates a canvas on a resource.
-    pub async fn create_app_canvas(
-        &self,
-        canvas: &NewAppCanvas,
-    ) -> Result<AppCanvas, BenchlingError> {
-        let mut call = Call::new(Method::POST, &["app-canvases"]);
-        // A second canvas in the entry would be worse than a failed job that is redelivered.
-        call.at_most_once = true;
-        call.body = Some(serde_json::to_value(canvas).map_err(|e| invalid(&call, e))?);
-        let body = self.execute(&call).await?;
-        canvas_from(&call, &body)
-    }
-
-    /// `PATCH /app-canvases/{id}` with `{"enabled": …, "blocks": […]}`.
-    pub async fn update_app_canvas(
-        &self,
-        id: &CanvasId,
-        enabled: bool,
-        blocks: Value,
-    ) -> Result<AppCanvas, BenchlingError> {
-        let mut call = Call::new(Method::PATCH, &["app-canvases", id.as_str()]);
-        call.body = Some(json!({ "enabled": enabled, "blocks": blocks }));
-        let body = self.execute(&call).await?;
-        canvas_from(&call, &body)
-    }
-
-    /// Names of the given resources of one link type, by bulk get (`id → name`). Ids Benchling
-    /// does not return, or returns without a name, are absent from the map.
-    pub async fn entity_names<S: AsRef<str>>(
-        &self,
-        lookup: NameLookup,
-        ids: &[S],
-    ) -> Result<HashMap<String, String>, BenchlingError> {
-        let ids: Vec<&str> = ids
-            .iter()
-            .map(AsRef::as_ref)
-            .filter(|id| !id.is_empty())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let path = lookup.path();
-        let mut names = HashMap::new();
-        for chunk in ids.chunks(BULK_CHUNK) {
-            let mut call = Call::new(Method::GET, &[path.as_str()]);
-            call.query.push((lookup.ids_param(), chunk.join(",")));
-            let body = self.execute(&call).await?;
-            let items = body
-                .get(lookup.list_key())
-                .and_then(Value::as_array)
-                .ok_or_else(|| invalid(&call, format!("no `{}` list", lookup.list_key())))?;
-            for item in items {
-                if let (Some(id), Some(name)) = (
-                    item.get("id").and_then(Value::as_str),
-                    item.get("name").and_then(Value::as_str),
-                ) {
-                    names.insert(id.to_owned(), name.to_owned());
-                }
-            }
-        }
-        Ok(names)
-    }
-
     /// Runs a call: retries transient failures with backoff, refreshes the token once on 401.
-    async fn execute(&self, call: &Call<'_>) -> Result<Value, BenchlingError> {
-        let retry = self.inner.retry;
+    pub(super) async fn execute(&self, call: &Call<'_>) -> Result<Value, BenchlingError> {
+        let retry = self.retry;
         let mut attempt = 1;
         let mut refreshed = false;
         loop {
@@ -366,7 +244,7 @@ impl BenchlingClient {
             {
                 // Expired or revoked before our own clock said so: one fresh token, one retry.
                 refreshed = true;
-                self.inner.tokens.invalidate(rejected).await;
+                self.tokens.invalidate(rejected).await;
                 tracing::debug!(method = %call.method, path = %call.path(), "Benchling rejected the token; refreshing");
                 continue;
             }
@@ -387,7 +265,7 @@ impl BenchlingClient {
             let wait = retry.wait(attempt, failure.hint);
             if failure.hint.is_some() {
                 // Benchling's budget is per tenant: every task holds off, not only this one.
-                self.inner.limiter.hold_until(Instant::now() + wait);
+                self.limiter.hold_until(Instant::now() + wait);
             }
             tracing::debug!(
                 method = %call.method,
@@ -405,13 +283,11 @@ impl BenchlingClient {
     /// One try of a call (fetching a token first when none is cached).
     async fn attempt(&self, call: &Call<'_>) -> Result<Value, Failure> {
         let credentials = self
-            .inner
             .credentials
             .current()
             .map_err(|reason| Failure::final_(BenchlingError::NoCredentials(reason)))?;
         let api = self.api_url(&credentials).map_err(Failure::final_)?;
         let token = self
-            .inner
             .tokens
             .get(&credentials, &api, async || {
                 self.fetch_token(&api, &credentials).await
@@ -426,14 +302,13 @@ impl BenchlingClient {
                 .extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
         }
         let mut request = self
-            .inner
             .http
             .request(call.method.clone(), url)
             .bearer_auth(token.value.expose());
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        self.inner.limiter.acquire().await;
+        self.limiter.acquire().await;
         let response = request
             .send()
             .await
@@ -470,9 +345,8 @@ impl BenchlingClient {
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.push("token");
         }
-        self.inner.limiter.acquire().await;
+        self.limiter.acquire().await;
         let response = self
-            .inner
             .http
             .post(url)
             .header(AUTHORIZATION, credentials.basic_authorization())
@@ -515,7 +389,7 @@ impl BenchlingClient {
 
     /// `{base}/api/v2`, the base being configured or derived from the tenant.
     fn api_url(&self, credentials: &Credentials) -> Result<Url, BenchlingError> {
-        let mut url = match &self.inner.base_url {
+        let mut url = match &self.base_url {
             Some(base) => base.clone(),
             None => tenant_url(&credentials.tenant)?,
         };
@@ -548,17 +422,12 @@ fn tenant_url(tenant: &str) -> Result<Url, BenchlingError> {
     Url::parse(&format!("https://{tenant}.benchling.com")).map_err(|_| refused())
 }
 
-fn invalid(call: &Call<'_>, detail: impl ToString) -> BenchlingError {
+/// The call's answer (or, rarely, its request body) is not what the call expects.
+pub(super) fn invalid(call: &Call<'_>, detail: impl ToString) -> BenchlingError {
     BenchlingError::InvalidResponse {
         path: call.path(),
         detail: detail.to_string(),
     }
-}
-
-fn canvas_from(call: &Call<'_>, body: &Value) -> Result<AppCanvas, BenchlingError> {
-    AppCanvasFields::deserialize(body)
-        .map(AppCanvas::from)
-        .map_err(|e| invalid(call, e))
 }
 
 fn status_error(call: &Call<'_>, status: StatusCode, message: String) -> BenchlingError {
@@ -639,34 +508,6 @@ async fn error_message(response: reqwest::Response) -> String {
     text.chars().take(MAX_MESSAGE_CHARS).collect()
 }
 
-/// A FAILED task's `message` and `errors` in one line.
-fn failure_reason(body: &Value) -> String {
-    let mut parts: Vec<String> = body
-        .get("message")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned)
-        .into_iter()
-        .collect();
-    if let Some(errors) = body.get("errors").and_then(Value::as_array) {
-        parts.extend(errors.iter().map(|e| {
-            match e {
-                Value::String(s) => s.clone(),
-                Value::Object(o) => o
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| e.to_string(), str::to_owned),
-                other => other.to_string(),
-            }
-        }));
-    }
-    if parts.is_empty() {
-        "Benchling gave no reason".to_owned()
-    } else {
-        parts.join("; ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,16 +546,5 @@ mod tests {
         for bad in ["", "a.b", "evil.com/x", "a@b"] {
             assert!(tenant_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn failed_tasks_carry_message_and_errors() {
-        let body = json!({"status": "FAILED", "message": "Export failed",
-            "errors": ["disk full", {"message": "entry locked"}]});
-        assert_eq!(
-            failure_reason(&body),
-            "Export failed; disk full; entry locked"
-        );
-        assert_eq!(failure_reason(&json!({})), "Benchling gave no reason");
     }
 }
