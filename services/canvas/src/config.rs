@@ -5,30 +5,15 @@ use std::time::Duration;
 
 use bw_benchling::ClientOptions;
 use bw_config::{ConfigError, Env, FieldError, SecretSource, SecretWatchOptions, StoreBackend};
+use bw_queue::{QueueBackend, QueueName};
 use bw_telemetry::TelemetryConfig;
 use bw_worker::WorkerConfig;
 
+use crate::Queues;
 use crate::athena::{AthenaOptions, valid_database, valid_workgroup};
 
 /// The workgroup used when none is configured.
 pub const DEFAULT_WORKGROUP: &str = "primary";
-
-/// Where jobs come from and go to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueueBackend {
-    /// In-process queues: only useful when every service runs in one process.
-    Embedded,
-    /// Amazon SQS.
-    Sqs {
-        /// `CANVAS_QUEUE_URL` (FIFO): consumed.
-        canvas_url: String,
-        /// `EXPORT_QUEUE_URL` (FIFO): "Update Package" sends an export job here.
-        export_url: String,
-        /// `PACKAGE_EVENT_QUEUE_URL`: Quilt's `package-revision` events (a standard queue fed
-        /// by EventBridge); no package-event consumer when unset.
-        package_event_url: Option<String>,
-    },
-}
 
 /// Everything the canvas worker needs to run.
 #[derive(Clone, Debug)]
@@ -39,7 +24,10 @@ pub struct CanvasConfig {
     pub secret_watch: SecretWatchOptions,
     /// The Benchling API client (entries and app canvases).
     pub benchling: ClientOptions,
-    /// The queues.
+    /// The queues: `CANVAS_QUEUE_URL` (FIFO, consumed) and `EXPORT_QUEUE_URL` (FIFO, "Update
+    /// Package" sends export jobs there), both or neither; with them, optionally
+    /// `PACKAGE_EVENT_QUEUE_URL` (Quilt's `package-revision` events, a standard queue fed by
+    /// EventBridge; no package-event consumer when unset).
     pub queues: QueueBackend,
     /// `OBJECT_STORE`, `OBJECT_STORE_DIR`: where the registry bucket is read.
     pub store: StoreBackend,
@@ -66,26 +54,8 @@ impl CanvasConfig {
         let secret = env
             .optional("BenchlingSecret")
             .map(|raw| SecretSource::parse(&raw));
-        let queues = match env
-            .fifo_queue_urls(&["CANVAS_QUEUE_URL", "EXPORT_QUEUE_URL"])
-            .as_deref()
-        {
-            Some([canvas_url, export_url]) => QueueBackend::Sqs {
-                canvas_url: canvas_url.clone(),
-                export_url: export_url.clone(),
-                package_event_url: env.http_url("PACKAGE_EVENT_QUEUE_URL"),
-            },
-            _ => {
-                if env.optional("PACKAGE_EVENT_QUEUE_URL").is_some() {
-                    env.record(FieldError::invalid(
-                        "PACKAGE_EVENT_QUEUE_URL",
-                        "set without CANVAS_QUEUE_URL and EXPORT_QUEUE_URL: a refresh could not reach the canvas queue",
-                    ));
-                }
-                QueueBackend::Embedded
-            }
-        };
-        let sqs = matches!(queues, QueueBackend::Sqs { .. });
+        let queues = QueueBackend::from_env(&env, &Queues::NAMES, &[QueueName::PACKAGE_EVENTS]);
+        let sqs = queues.is_sqs();
         let config = Self {
             secret,
             secret_watch: SecretWatchOptions::from_env(&env),
@@ -213,13 +183,7 @@ mod tests {
             (athena.database.as_str(), athena.workgroup.as_str()),
             ("quilt_db", "quilt-wg.1")
         );
-        assert!(matches!(
-            config.queues,
-            QueueBackend::Sqs {
-                package_event_url: Some(_),
-                ..
-            }
-        ));
+        assert!(config.queues.url(QueueName::PACKAGE_EVENTS).is_some());
         assert_eq!(config.store, StoreBackend::S3);
     }
 

@@ -81,7 +81,7 @@ impl EventError {
 }
 
 /// The package-event handler.
-pub struct PackageEventWorker {
+pub struct PackageEventHandler {
     /// The secret (registry bucket and package prefix).
     pub secret: SecretWatch,
     /// Where the registry bucket lives.
@@ -90,7 +90,7 @@ pub struct PackageEventWorker {
     pub canvas_queue: Arc<dyn Queue>,
 }
 
-impl PackageEventWorker {
+impl PackageEventHandler {
     async fn run(&self, event: &PackageEvent) -> Result<Outcome, EventError> {
         let secret = self.secret.loaded().map_err(EventError::Secret)?;
         if !event.is_ours(&secret.user_bucket, &secret.pkg_prefix) {
@@ -160,7 +160,7 @@ fn id_field<'a>(meta: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 #[async_trait]
-impl Handler for PackageEventWorker {
+impl Handler for PackageEventHandler {
     type Job = PackageEvent;
 
     async fn handle(&self, event: &PackageEvent, _context: &JobContext) -> Result<String, Failure> {

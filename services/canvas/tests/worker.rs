@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bw_canvas::athena::{AthenaOptions, PackageQuery};
-use bw_canvas::{CanvasConfig, CanvasQueues, Connections};
+use bw_canvas::{CanvasConfig, Connections};
 use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
 use bw_contracts::bookkeeping::{self, CanvasRecord, PublishedRecord};
 use bw_contracts::{
@@ -92,7 +92,7 @@ impl Rig {
             _ => None,
         };
         let connections = Connections {
-            queues: CanvasQueues {
+            queues: bw_canvas::Queues {
                 canvas: queue(&canvas_url),
                 export: queue(&export_url),
                 package_events: Some(queue(&events_url)),
@@ -108,7 +108,7 @@ impl Rig {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
-            bw_canvas::run(&config, connections, listener, stopped)
+            bw_worker::run(&config, connections, listener, stopped)
                 .await
                 .unwrap();
         });

@@ -5,28 +5,14 @@ use std::path::PathBuf;
 
 use bw_benchling::ClientOptions;
 use bw_config::{ConfigError, Env, SecretSource, SecretWatchOptions, StoreBackend};
+use bw_queue::QueueBackend;
 use bw_telemetry::TelemetryConfig;
 use bw_worker::WorkerConfig;
 
+use crate::Queues;
 use crate::archive::ArchiveLimits;
 use crate::download::DownloadLimits;
 use crate::export::ExportOptions;
-
-/// Where jobs come from and go to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueueBackend {
-    /// In-process queues: only useful when every service runs in one process.
-    Embedded,
-    /// Amazon SQS FIFO queues.
-    Sqs {
-        /// `EXPORT_QUEUE_URL`: consumed.
-        export_url: String,
-        /// `RENDER_QUEUE_URL`: render jobs go here.
-        render_url: String,
-        /// `CANVAS_QUEUE_URL`: failures shown to users go here.
-        canvas_url: String,
-    },
-}
 
 /// Everything the exporter needs to run.
 #[derive(Clone, Debug)]
@@ -67,18 +53,8 @@ impl ExporterConfig {
         let secret = env
             .optional("BenchlingSecret")
             .map(|raw| SecretSource::parse(&raw));
-        let queues = match env
-            .fifo_queue_urls(&["EXPORT_QUEUE_URL", "RENDER_QUEUE_URL", "CANVAS_QUEUE_URL"])
-            .as_deref()
-        {
-            Some([export_url, render_url, canvas_url]) => QueueBackend::Sqs {
-                export_url: export_url.clone(),
-                render_url: render_url.clone(),
-                canvas_url: canvas_url.clone(),
-            },
-            _ => QueueBackend::Embedded,
-        };
-        let store = StoreBackend::from_env(&env, matches!(queues, QueueBackend::Sqs { .. }));
+        let queues = QueueBackend::from_env(&env, &Queues::NAMES, &[]);
+        let store = StoreBackend::from_env(&env, queues.is_sqs());
         let export_defaults = ExportOptions::default();
         let export = ExportOptions {
             first_poll: env.millis_or(

@@ -1,28 +1,29 @@
 //! The export worker: turns a Benchling entry export into the package's files in object storage,
 //! then hands a render job to the packager.
 //!
-//! [`connect`] opens what the configuration names (queues, the secret, the buckets) and [`run`]
-//! consumes export jobs with them until stopped. Keeping the two apart lets one process host
-//! several services over shared in-process queues.
+//! [`connect`] opens what the configuration names (queues, the secret, the buckets) and
+//! [`bw_worker::run`] consumes export jobs with them until stopped. Keeping the two apart lets
+//! one process host several services over shared in-process queues.
 
 pub mod archive;
 pub mod config;
 pub mod download;
 pub mod export;
+pub mod handler;
 pub mod publish;
-pub mod worker;
+pub mod queues;
 
 use std::sync::Arc;
 
 use bw_benchling::{BenchlingClient, BenchlingError};
-use bw_config::{SecretWatch, StoreBackend};
-use bw_queue::{EmbeddedQueue, QueueError, SqsQueue};
+use bw_config::SecretWatch;
+use bw_queue::{QueueError, QueueOpener};
 use bw_store::Buckets;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use bw_worker::Consumer;
 
-pub use config::{ExporterConfig, QueueBackend};
-pub use worker::{ExportQueues, ExportSettings, ExportWorker};
+pub use config::ExporterConfig;
+pub use handler::{ExportHandler, ExportSettings};
+pub use queues::Queues;
 
 use crate::publish::UploadOptions;
 
@@ -30,7 +31,7 @@ use crate::publish::UploadOptions;
 #[derive(Clone, Debug)]
 pub struct Connections {
     /// Its queues.
-    pub queues: ExportQueues,
+    pub queues: Queues,
     /// The Benchling secret, kept current.
     pub secret: SecretWatch,
     /// Where package buckets live.
@@ -51,94 +52,16 @@ pub enum RunError {
 /// Opens the queues, secret and buckets the configuration names. AWS clients are created only
 /// when something lives in AWS.
 pub async fn connect(config: &ExporterConfig) -> Connections {
-    let needs_aws = matches!(config.queues, QueueBackend::Sqs { .. })
-        || config.store == StoreBackend::S3
-        || matches!(
-            config.secret,
-            Some(bw_config::SecretSource::SecretsManager(_))
-        );
-    let aws = bw_config::aws_sdk_config_if(needs_aws).await;
-    let queues = match (&config.queues, &aws) {
-        (
-            QueueBackend::Sqs {
-                export_url,
-                render_url,
-                canvas_url,
-            },
-            Some(aws),
-        ) => {
-            let client = aws_sdk_sqs::Client::new(aws);
-            let queue = |url: &str| Arc::new(SqsQueue::new(client.clone(), url));
-            ExportQueues {
-                export: queue(export_url),
-                render: queue(render_url),
-                canvas: queue(canvas_url),
-            }
-        }
-        _ => {
-            tracing::warn!(
-                "no EXPORT_QUEUE_URL/RENDER_QUEUE_URL/CANVAS_QUEUE_URL: using in-process queues, which only other services in this process can reach"
-            );
-            ExportQueues {
-                export: EmbeddedQueue::with_dead_letter("export.fifo", true).0,
-                render: EmbeddedQueue::with_dead_letter("render.fifo", true).0,
-                canvas: EmbeddedQueue::with_dead_letter("canvas.fifo", true).0,
-            }
-        }
-    };
-    let buckets = Buckets::for_backend(&config.store, aws.as_ref());
-    let secret = SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch);
+    let aws = bw_config::aws_sdk_config_for(&[&config.queues, &config.store, &config.secret]).await;
     Connections {
-        queues,
-        secret,
-        buckets,
+        queues: Queues::open(&QueueOpener::new(&config.queues, aws.as_ref())),
+        secret: SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch),
+        buckets: Buckets::for_backend(&config.store, aws.as_ref()),
     }
 }
 
-/// Serves the probes on `listener` (see [`bw_worker::WorkerConfig::bind_probes`]) and consumes
-/// export jobs until `stop` turns true; running jobs then get the shutdown timeout to finish
-/// before they are released to other consumers.
-///
-/// Nothing is consumed before the Benchling secret has loaded, so jobs wait in the queue
-/// rather than fail while the secret is missing.
-pub async fn run(
-    config: &ExporterConfig,
-    connections: Connections,
-    listener: TcpListener,
-    stop: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    let Connections {
-        queues,
-        secret,
-        buckets,
-    } = connections;
-    tracing::info!(store = %buckets.describe(), "exporter starting");
-    let handler = ExportWorker {
-        client: BenchlingClient::new(Arc::new(secret.clone()), config.benchling.clone())?,
-        secret: secret.clone(),
-        buckets,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| BenchlingError::HttpClient(e.to_string()))?,
-        queues: queues.clone(),
-        settings: ExportSettings {
-            export: config.export,
-            download: config.download,
-            archive: config.archive,
-            upload: UploadOptions {
-                concurrency: config.upload_concurrency,
-                temp_dir: config.temp_dir.clone(),
-            },
-        },
-    };
-    let consumer = bw_worker::Consumer::new(&config.worker, queues.export, Arc::new(handler));
-    bw_worker::serve(vec![consumer], secret, listener, stop).await?;
-    Ok(())
-}
-
 impl bw_worker::Service for ExporterConfig {
+    type Connections = Connections;
     type Error = RunError;
 
     fn worker(&self) -> &bw_worker::WorkerConfig {
@@ -153,8 +76,42 @@ impl bw_worker::Service for ExporterConfig {
         matches!(error, RunError::Client(_))
     }
 
-    async fn run(self, probes: TcpListener, stop: watch::Receiver<bool>) -> Result<(), RunError> {
-        let connections = connect(&self).await;
-        run(&self, connections, probes, stop).await
+    async fn connect(&self) -> Result<Connections, RunError> {
+        Ok(connect(self).await)
+    }
+
+    /// One consumer: export jobs.
+    fn consumers(
+        &self,
+        connections: Connections,
+    ) -> Result<(Vec<Consumer>, SecretWatch), RunError> {
+        let Connections {
+            queues,
+            secret,
+            buckets,
+        } = connections;
+        tracing::info!(store = %buckets.describe(), "exporter starting");
+        let handler = ExportHandler {
+            client: BenchlingClient::new(Arc::new(secret.clone()), self.benchling.clone())?,
+            secret: secret.clone(),
+            buckets,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| BenchlingError::HttpClient(e.to_string()))?,
+            queues: queues.clone(),
+            settings: ExportSettings {
+                export: self.export,
+                download: self.download,
+                archive: self.archive,
+                upload: UploadOptions {
+                    concurrency: self.upload_concurrency,
+                    temp_dir: self.temp_dir.clone(),
+                },
+            },
+        };
+        let consumer = Consumer::new(&self.worker, queues.export, Arc::new(handler));
+        Ok((vec![consumer], secret))
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, FileList, Job, PackageFile, RenderJob};
-use bw_exporter::{Connections, ExportQueues, ExporterConfig, RunError};
+use bw_exporter::{Connections, ExporterConfig, RunError};
 use bw_queue::{EmbeddedQueue, Queue};
 use bw_standin::archive::{build, deflated, stored};
 use bw_standin::benchling::{FIXTURE_ENTRY_ID, Fault, TaskScript};
@@ -50,7 +50,7 @@ async fn start(rig: &Rig, extra: &[(&str, &str)]) -> Running {
     );
     let config = ExporterConfig::from_env(Env::from_pairs(pairs)).unwrap();
     let connections = Connections {
-        queues: ExportQueues {
+        queues: bw_exporter::Queues {
             export: rig.queue(&rig.export_url).await,
             render: rig.queue(&rig.render_url).await,
             canvas: rig.queue(&rig.canvas_url).await,
@@ -74,9 +74,7 @@ async fn spawn(config: ExporterConfig, connections: Connections) -> Running {
     let probes = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
     let task =
-        tokio::spawn(
-            async move { bw_exporter::run(&config, connections, listener, stopped).await },
-        );
+        tokio::spawn(async move { bw_worker::run(&config, connections, listener, stopped).await });
     Running { stop, task, probes }
 }
 
@@ -465,7 +463,7 @@ async fn embedded_defaults_export_into_a_directory() {
     let worker = spawn(
         config,
         Connections {
-            queues: ExportQueues {
+            queues: bw_exporter::Queues {
                 export: Arc::clone(&export) as Arc<dyn Queue>,
                 render: Arc::clone(&render) as Arc<dyn Queue>,
                 canvas: canvas as Arc<dyn Queue>,

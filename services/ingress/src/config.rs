@@ -6,24 +6,13 @@ use std::time::Duration;
 
 use bw_benchling::JwksOptions;
 use bw_config::{ConfigError, Env, SecretSource, SecretWatchOptions};
+use bw_queue::QueueBackend;
 use bw_telemetry::TelemetryConfig;
+
+use crate::queues::Queues;
 
 /// Benchling's production JWKS host.
 pub const DEFAULT_JWKS_BASE_URL: &str = "https://apps.benchling.com";
-
-/// Where jobs go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueueBackend {
-    /// In-process queues: for laptops and tests only (jobs live in memory).
-    Embedded,
-    /// Amazon SQS FIFO queues.
-    Sqs {
-        /// `EXPORT_QUEUE_URL`.
-        export_url: String,
-        /// `CANVAS_QUEUE_URL`.
-        canvas_url: String,
-    },
-}
 
 /// Values shown by `/config` that the ingress itself does not use.
 #[derive(Clone, Debug, Default)]
@@ -104,16 +93,7 @@ impl IngressConfig {
             ),
             timeout: Duration::from_secs(5),
         };
-        let queues = match env
-            .fifo_queue_urls(&["EXPORT_QUEUE_URL", "CANVAS_QUEUE_URL"])
-            .as_deref()
-        {
-            Some([export_url, canvas_url]) => QueueBackend::Sqs {
-                export_url: export_url.clone(),
-                canvas_url: canvas_url.clone(),
-            },
-            _ => QueueBackend::Embedded,
-        };
+        let queues = QueueBackend::from_env(&env, &Queues::NAMES, &[]);
         let batch_linger = env.millis_or("SQS_BATCH_LINGER_MS", Duration::from_millis(5), 0..=100);
         let replay_capacity =
             env.ranged_or("REPLAY_CACHE_CAPACITY", 100_000, 1_000..=10_000_000) as usize;
@@ -216,6 +196,6 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert!(matches!(config.queues, QueueBackend::Sqs { .. }));
+        assert!(config.queues.is_sqs());
     }
 }

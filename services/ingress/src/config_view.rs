@@ -7,7 +7,7 @@ use bw_config::SecretState;
 use bw_config::mask::{mask_arn, mask_url};
 use serde_json::{Value, json};
 
-use crate::config::QueueBackend;
+use crate::queues::Queues;
 use crate::replay::REPLAY_WINDOW;
 use crate::state::{AppState, MAX_BODY_BYTES, SERVICE_NAME, VERSION};
 
@@ -20,16 +20,19 @@ pub async fn show(state: web::Data<AppState>) -> HttpResponse {
         SecretState::Ready(secret) => Some(secret.clone()),
         _ => None,
     };
-    let (export, canvas) = state.outbox.queue_names();
-    let queue_urls = match &config.queues {
-        QueueBackend::Embedded => json!({"export": export, "canvas": canvas}),
-        QueueBackend::Sqs {
-            export_url,
-            canvas_url,
-        } => {
-            json!({"export": mask_url(export_url), "canvas": mask_url(canvas_url)})
-        }
-    };
+    let queue_urls: serde_json::Map<String, Value> = Queues::NAMES
+        .iter()
+        .map(|queue| {
+            let shown = config
+                .queues
+                .url(*queue)
+                .map_or_else(|| queue.name.to_owned(), mask_url);
+            (
+                queue.name.trim_end_matches(".fifo").to_owned(),
+                json!(shown),
+            )
+        })
+        .collect();
     let benchling = match &secret_state {
         SecretState::Ready(s) => json!({
             "secret_state": "ready",

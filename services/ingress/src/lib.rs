@@ -6,7 +6,7 @@
 //! without the ones above it: this file wires the handlers ([`webhook`], [`health`],
 //! [`config_view`], [`upkeep`]); they use [`error`], [`state`] and the domain modules; [`error`]
 //! uses only [`state`], [`state`] only domain modules, and the domain modules ([`config`],
-//! [`dispatch`], [`replay`], [`outbox`], [`lifecycle`]) import nothing from this crate.
+//! [`dispatch`], [`replay`], [`queues`], [`outbox`], [`lifecycle`]) import nothing from this crate.
 
 pub mod config;
 pub mod config_view;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod lifecycle;
 pub mod outbox;
+pub mod queues;
 pub mod replay;
 pub mod state;
 pub mod upkeep;
@@ -26,10 +27,11 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, FromRequest, Handler, HttpResponse, HttpServer, Resource, Responder, web};
 use bw_benchling::{JwksCache, Verifier};
-use bw_config::{SecretSource, SecretWatch};
+use bw_config::SecretWatch;
+use bw_queue::QueueOpener;
 
-pub use config::{IngressConfig, QueueBackend};
-pub use outbox::Queues;
+pub use config::IngressConfig;
+pub use queues::Queues;
 pub use state::AppState;
 
 use crate::error::ApiError;
@@ -40,24 +42,8 @@ use crate::replay::{REPLAY_WINDOW, ReplayGuard};
 /// Builds the queues and secret watch the configuration asks for. AWS clients are created
 /// only when a queue or the secret lives in AWS.
 pub async fn connect(config: &IngressConfig) -> (Queues, SecretWatch) {
-    let needs_aws = matches!(config.queues, QueueBackend::Sqs { .. })
-        || matches!(config.secret, Some(SecretSource::SecretsManager(_)));
-    let aws = bw_config::aws_sdk_config_if(needs_aws).await;
-    let queues = match (&config.queues, &aws) {
-        (
-            QueueBackend::Sqs {
-                export_url,
-                canvas_url,
-            },
-            Some(aws),
-        ) => Queues::sqs(&aws_sdk_sqs::Client::new(aws), export_url, canvas_url),
-        _ => {
-            tracing::warn!(
-                "no EXPORT_QUEUE_URL/CANVAS_QUEUE_URL: using in-process queues (jobs are kept in memory; for local runs only)"
-            );
-            Queues::embedded()
-        }
-    };
+    let aws = bw_config::aws_sdk_config_for(&[&config.queues, &config.secret]).await;
+    let queues = Queues::open(&QueueOpener::new(&config.queues, aws.as_ref()));
     let secret = SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch);
     (queues, secret)
 }

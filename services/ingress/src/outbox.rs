@@ -6,47 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bw_contracts::{CanvasJob, ExportJob, Job};
-use bw_queue::{
-    BatchOptions, Batcher, EmbeddedQueue, OutgoingMessage, Queue, QueueError, SqsQueue,
-};
+use bw_queue::{BatchOptions, Batcher, OutgoingMessage, Queue, QueueError};
 
-/// The two queues the ingress writes to.
-#[derive(Clone, Debug)]
-pub struct Queues {
-    /// Export jobs (FIFO, grouped by entry).
-    pub export: Arc<dyn Queue>,
-    /// Canvas jobs (FIFO, grouped by canvas).
-    pub canvas: Arc<dyn Queue>,
-    /// `embedded` or `sqs`, for `/config` and logs.
-    pub backend: &'static str,
-    /// Whether sends go through a [`Batcher`]: batching amortises network round trips, and an
-    /// in-process queue has none, so it is called directly.
-    pub batched: bool,
-}
-
-impl Queues {
-    /// In-process queues (each with a dead-letter queue), for runs without AWS.
-    pub fn embedded() -> Self {
-        let (export, _) = EmbeddedQueue::with_dead_letter("export.fifo", true);
-        let (canvas, _) = EmbeddedQueue::with_dead_letter("canvas.fifo", true);
-        Self {
-            export,
-            canvas,
-            backend: "embedded",
-            batched: false,
-        }
-    }
-
-    /// SQS queues at the given URLs.
-    pub fn sqs(client: &aws_sdk_sqs::Client, export_url: &str, canvas_url: &str) -> Self {
-        Self {
-            export: Arc::new(SqsQueue::new(client.clone(), export_url)),
-            canvas: Arc::new(SqsQueue::new(client.clone(), canvas_url)),
-            backend: "sqs",
-            batched: true,
-        }
-    }
-}
+use crate::queues::Queues;
 
 /// Whether a queue worked the last time we used or checked it.
 #[derive(Debug)]
@@ -130,11 +92,6 @@ impl Outbox {
     /// `embedded` or `sqs`.
     pub fn backend(&self) -> &'static str {
         self.backend
-    }
-
-    /// The queue names.
-    pub fn queue_names(&self) -> (&str, &str) {
-        (self.export.queue.name(), self.canvas.queue.name())
     }
 
     /// `Ok` when both queues worked at their last use or check; else the first problem.

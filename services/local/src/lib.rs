@@ -10,13 +10,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bw_canvas::{CanvasConfig, CanvasQueues};
-use bw_config::StoreBackend;
-use bw_config::{ConfigError, Env, FieldError, SecretWatch};
-use bw_exporter::{ExportQueues, ExporterConfig};
-use bw_ingress::{Ingress, IngressConfig, Queues};
-use bw_packager::{PackagerConfig, PackagerQueues};
-use bw_queue::{EmbeddedOptions, EmbeddedQueue, Queue};
+use bw_canvas::CanvasConfig;
+use bw_config::{ConfigError, Env, FieldError, SecretWatch, StoreBackend};
+use bw_exporter::ExporterConfig;
+use bw_ingress::{Ingress, IngressConfig};
+use bw_packager::PackagerConfig;
+use bw_queue::{Queue, QueueOpener};
 use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
 use bw_store::Buckets;
 use tokio::net::TcpListener;
@@ -54,7 +53,7 @@ impl LocalConfig {
         else {
             return Err(ConfigError(errors));
         };
-        if !matches!(exporter.queues, bw_exporter::QueueBackend::Embedded) {
+        if exporter.queues.is_sqs() {
             errors.push(FieldError::invalid(
                 "EXPORT_QUEUE_URL",
                 "the local pipeline runs on in-process queues: unset the queue URLs",
@@ -108,11 +107,7 @@ pub enum LocalError {
 
 /// Runs the services until `stop` turns true, then stops them gracefully.
 pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result<(), LocalError> {
-    let aws = bw_config::aws_sdk_config_if(matches!(
-        config.ingress.secret,
-        Some(bw_config::SecretSource::SecretsManager(_))
-    ))
-    .await;
+    let aws = bw_config::aws_sdk_config_for(&[&config.ingress.secret]).await;
     let secret = SecretWatch::connect(
         config.ingress.secret.as_ref(),
         aws.as_ref(),
@@ -128,20 +123,11 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
     } else {
         None
     };
-    let queue = |name: &str| -> Arc<dyn Queue> { EmbeddedQueue::with_dead_letter(name, true).0 };
-    let (export, render, canvas) = (
-        queue("export.fifo"),
-        queue("render.fifo"),
-        queue("canvas.fifo"),
-    );
+    // One opener, so every service opens the same in-process queues.
+    let queues = QueueOpener::embedded();
     let ingress = Ingress::start(
         config.ingress.clone(),
-        Queues {
-            export: Arc::clone(&export),
-            canvas: Arc::clone(&canvas),
-            backend: "embedded",
-            batched: false,
-        },
+        bw_ingress::Queues::open(&queues),
         secret.clone(),
         false,
     )
@@ -154,8 +140,8 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         }
     });
     let readme = bw_packager::load_template(config.packager.readme_template.as_ref(), None).await?;
-    let quilt: Arc<dyn Queue> = EmbeddedQueue::new(EmbeddedOptions::new("quilt-packager"));
-    tokio::spawn(show_packager_messages(Arc::clone(&quilt), stop.clone()));
+    let quilt = bw_packager::Queues::open(&queues).packager;
+    tokio::spawn(show_packager_messages(quilt, stop.clone()));
     tracing::info!(
         buckets = %config.buckets.display(),
         ingress = %ingress.addr(),
@@ -169,28 +155,20 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         probes().await.map_err(LocalError::Ingress)?,
     );
     let buckets = Buckets::Directory(config.buckets.clone());
-    let exporter = bw_exporter::run(
+    let exporter = bw_worker::run(
         &config.exporter,
         bw_exporter::Connections {
-            queues: ExportQueues {
-                export: Arc::clone(&export),
-                render: Arc::clone(&render),
-                canvas: Arc::clone(&canvas),
-            },
+            queues: bw_exporter::Queues::open(&queues),
             secret: secret.clone(),
             buckets: buckets.clone(),
         },
         exporter_probes,
         stop.clone(),
     );
-    let packager = bw_packager::run(
+    let packager = bw_worker::run(
         &config.packager,
         bw_packager::Connections {
-            queues: PackagerQueues {
-                render,
-                canvas: Arc::clone(&canvas),
-                packager: quilt,
-            },
+            queues: bw_packager::Queues::open(&queues),
             secret: secret.clone(),
             buckets: buckets.clone(),
             readme,
@@ -198,14 +176,10 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         packager_probes,
         stop.clone(),
     );
-    let canvas = bw_canvas::run(
+    let canvas = bw_worker::run(
         &config.canvas,
         bw_canvas::Connections {
-            queues: CanvasQueues {
-                canvas,
-                export,
-                package_events: None,
-            },
+            queues: bw_canvas::Queues::open(&queues),
             secret,
             buckets,
             query: None,

@@ -3,27 +3,12 @@
 
 use bw_benchling::ClientOptions;
 use bw_config::{ConfigError, Env, FieldError, SecretSource, SecretWatchOptions, StoreBackend};
+use bw_queue::QueueBackend;
 use bw_telemetry::TelemetryConfig;
 use bw_worker::WorkerConfig;
 
+use crate::Queues;
 use crate::readme::TemplateSource;
-
-/// Where jobs come from and go to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueueBackend {
-    /// In-process queues: only useful when every service runs in one process.
-    Embedded,
-    /// Amazon SQS.
-    Sqs {
-        /// `RENDER_QUEUE_URL` (FIFO): consumed.
-        render_url: String,
-        /// `CANVAS_QUEUE_URL` (FIFO): "updated" notices go here.
-        canvas_url: String,
-        /// `PACKAGER_SQS_URL`: Quilt's packager queue, owned by the Quilt stack (standard, or
-        /// FIFO when the URL ends in `.fifo`).
-        packager_url: String,
-    },
-}
 
 /// Everything the packager needs to run.
 #[derive(Clone, Debug)]
@@ -34,7 +19,9 @@ pub struct PackagerConfig {
     pub secret_watch: SecretWatchOptions,
     /// The Benchling API client (entity names).
     pub benchling: ClientOptions,
-    /// The queues.
+    /// The queues: `RENDER_QUEUE_URL` (FIFO, consumed), `CANVAS_QUEUE_URL` (FIFO, "updated"
+    /// notices) and `PACKAGER_SQS_URL` (Quilt's packager queue, owned by the Quilt stack:
+    /// standard, or FIFO when the URL ends in `.fifo`); all or none.
     pub queues: QueueBackend,
     /// `OBJECT_STORE`, `OBJECT_STORE_DIR`.
     pub store: StoreBackend,
@@ -53,27 +40,8 @@ impl PackagerConfig {
         let secret = env
             .optional("BenchlingSecret")
             .map(|raw| SecretSource::parse(&raw));
-        let packager_url = env.http_url("PACKAGER_SQS_URL");
-        let queues = match env
-            .fifo_queue_urls(&["RENDER_QUEUE_URL", "CANVAS_QUEUE_URL"])
-            .as_deref()
-        {
-            Some([render_url, canvas_url]) => match packager_url {
-                Some(packager_url) => QueueBackend::Sqs {
-                    render_url: render_url.clone(),
-                    canvas_url: canvas_url.clone(),
-                    packager_url,
-                },
-                None => {
-                    env.record(FieldError::Missing {
-                        field: "PACKAGER_SQS_URL".to_owned(),
-                    });
-                    QueueBackend::Embedded
-                }
-            },
-            _ => QueueBackend::Embedded,
-        };
-        let sqs = matches!(queues, QueueBackend::Sqs { .. });
+        let queues = QueueBackend::from_env(&env, &Queues::NAMES, &[]);
+        let sqs = queues.is_sqs();
         let readme_template = env.optional("README_TEMPLATE").map(|raw| {
             TemplateSource::parse(&raw).unwrap_or_else(|reason| {
                 env.record(FieldError::invalid("README_TEMPLATE", reason));
@@ -130,7 +98,7 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert!(matches!(config.queues, QueueBackend::Sqs { .. }));
+        assert!(config.queues.is_sqs());
         assert_eq!(config.store, StoreBackend::S3);
         assert_eq!(
             config.readme_template,

@@ -4,27 +4,28 @@
 //! tells the canvas.
 //!
 //! [`connect`] opens what the configuration names and loads the README template (a broken one
-//! stops the service here); [`run`] consumes render jobs until stopped.
+//! stops the service here); [`bw_worker::run`] consumes render jobs until stopped.
 
 pub mod announce;
 pub mod config;
+pub mod handler;
 pub mod metadata;
+pub mod queues;
 pub mod readme;
 pub mod references;
-pub mod worker;
 
 use std::sync::Arc;
 
 use bw_benchling::{BenchlingClient, BenchlingError};
-use bw_config::{SecretSource, SecretWatch, StoreBackend};
-use bw_queue::{EmbeddedOptions, EmbeddedQueue, QueueError, SqsQueue};
+use bw_config::SecretWatch;
+use bw_queue::{QueueError, QueueOpener};
 use bw_store::{Buckets, Key, StoreError};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use bw_worker::Consumer;
 
-pub use config::{PackagerConfig, QueueBackend};
+pub use config::PackagerConfig;
+pub use handler::RenderHandler;
+pub use queues::Queues;
 pub use readme::{Readme, TemplateError, TemplateSource};
-pub use worker::{PackageWorker, PackagerQueues};
 
 /// Largest custom README template read.
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
@@ -33,7 +34,7 @@ const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 #[derive(Debug)]
 pub struct Connections {
     /// Its queues.
-    pub queues: PackagerQueues,
+    pub queues: Queues,
     /// The Benchling secret, kept current.
     pub secret: SecretWatch,
     /// Where package buckets live.
@@ -71,39 +72,14 @@ pub enum RunError {
 /// read or does not render.
 pub async fn connect(config: &PackagerConfig) -> Result<Connections, RunError> {
     let template_in_s3 = matches!(config.readme_template, Some(TemplateSource::S3 { .. }));
-    let needs_aws = matches!(config.queues, QueueBackend::Sqs { .. })
-        || config.store == StoreBackend::S3
-        || template_in_s3
-        || matches!(config.secret, Some(SecretSource::SecretsManager(_)));
-    let aws = bw_config::aws_sdk_config_if(needs_aws).await;
-    let queues = match (&config.queues, &aws) {
-        (
-            QueueBackend::Sqs {
-                render_url,
-                canvas_url,
-                packager_url,
-            },
-            Some(aws),
-        ) => {
-            let client = aws_sdk_sqs::Client::new(aws);
-            let queue = |url: &str| Arc::new(SqsQueue::new(client.clone(), url));
-            PackagerQueues {
-                render: queue(render_url),
-                canvas: queue(canvas_url),
-                packager: queue(packager_url),
-            }
-        }
-        _ => {
-            tracing::warn!(
-                "no RENDER_QUEUE_URL/CANVAS_QUEUE_URL/PACKAGER_SQS_URL: using in-process queues, which only other services in this process can reach"
-            );
-            PackagerQueues {
-                render: EmbeddedQueue::with_dead_letter("render.fifo", true).0,
-                canvas: EmbeddedQueue::with_dead_letter("canvas.fifo", true).0,
-                packager: EmbeddedQueue::new(EmbeddedOptions::new("quilt-packager")),
-            }
-        }
-    };
+    let aws = bw_config::aws_sdk_config_for(&[
+        &config.queues,
+        &config.store,
+        &config.secret,
+        &template_in_s3,
+    ])
+    .await;
+    let queues = Queues::open(&QueueOpener::new(&config.queues, aws.as_ref()));
     let readme = load_template(
         config.readme_template.as_ref(),
         aws.as_ref().filter(|_| template_in_s3),
@@ -158,34 +134,8 @@ pub async fn load_template(
     Ok(readme)
 }
 
-/// Serves the probes on `listener` (see [`bw_worker::WorkerConfig::bind_probes`]) and consumes
-/// render jobs until `stop` turns true.
-pub async fn run(
-    config: &PackagerConfig,
-    connections: Connections,
-    listener: TcpListener,
-    stop: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    let Connections {
-        queues,
-        secret,
-        buckets,
-        readme,
-    } = connections;
-    tracing::info!(store = %buckets.describe(), packager_queue = queues.packager.name(), "packager starting");
-    let handler = PackageWorker {
-        client: BenchlingClient::new(Arc::new(secret.clone()), config.benchling.clone())?,
-        secret: secret.clone(),
-        buckets,
-        queues: queues.clone(),
-        readme,
-    };
-    let consumer = bw_worker::Consumer::new(&config.worker, queues.render, Arc::new(handler));
-    bw_worker::serve(vec![consumer], secret, listener, stop).await?;
-    Ok(())
-}
-
 impl bw_worker::Service for PackagerConfig {
+    type Connections = Connections;
     type Error = RunError;
 
     fn worker(&self) -> &bw_worker::WorkerConfig {
@@ -203,8 +153,30 @@ impl bw_worker::Service for PackagerConfig {
         )
     }
 
-    async fn run(self, probes: TcpListener, stop: watch::Receiver<bool>) -> Result<(), RunError> {
-        let connections = connect(&self).await?;
-        run(&self, connections, probes, stop).await
+    async fn connect(&self) -> Result<Connections, RunError> {
+        connect(self).await
+    }
+
+    /// One consumer: render jobs.
+    fn consumers(
+        &self,
+        connections: Connections,
+    ) -> Result<(Vec<Consumer>, SecretWatch), RunError> {
+        let Connections {
+            queues,
+            secret,
+            buckets,
+            readme,
+        } = connections;
+        tracing::info!(store = %buckets.describe(), packager_queue = queues.packager.name(), "packager starting");
+        let handler = RenderHandler {
+            client: BenchlingClient::new(Arc::new(secret.clone()), self.benchling.clone())?,
+            secret: secret.clone(),
+            buckets,
+            queues: queues.clone(),
+            readme,
+        };
+        let consumer = Consumer::new(&self.worker, queues.render, Arc::new(handler));
+        Ok((vec![consumer], secret))
     }
 }

@@ -10,7 +10,7 @@ use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{
     CanvasAction, CanvasJob, EventType, FileList, Job, JobEnvelope, PackageFile, RenderJob, Trigger,
 };
-use bw_packager::{Connections, PackagerConfig, PackagerQueues, Readme};
+use bw_packager::{Connections, PackagerConfig, Readme};
 use bw_queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
 use bw_standin::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
 use bw_store::Buckets;
@@ -62,7 +62,7 @@ impl Rig {
         ]))
         .unwrap();
         let connections = Connections {
-            queues: PackagerQueues {
+            queues: bw_packager::Queues {
                 render: queue(&render),
                 canvas: queue(&canvas),
                 packager: queue(&packager),
@@ -78,7 +78,7 @@ impl Rig {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
-            bw_packager::run(&config, connections, listener, stopped)
+            bw_worker::run(&config, connections, listener, stopped)
                 .await
                 .unwrap();
         });

@@ -210,33 +210,6 @@ impl Env {
         Some(raw)
     }
 
-    /// SQS FIFO queue URLs that go together: all set (returned in order), or none (`None`, the
-    /// embedded queues). Records an error naming each missing one when only some are set, and
-    /// each URL that is not an http(s) URL of a `.fifo` queue.
-    pub fn fifo_queue_urls(&self, names: &[&str]) -> Option<Vec<String>> {
-        let urls: Vec<Option<String>> = names.iter().map(|n| self.http_url(n)).collect();
-        if urls.iter().all(Option::is_none) {
-            return None;
-        }
-        for (name, url) in names.iter().zip(&urls) {
-            match url {
-                None => self.record(FieldError::invalid(
-                    *name,
-                    format!(
-                        "not set, but other queue URLs are: set all of {} for SQS, or none for the embedded queues",
-                        names.join(", ")
-                    ),
-                )),
-                Some(url) if !url.ends_with(".fifo") => self.record(FieldError::invalid(
-                    *name,
-                    "must be a FIFO queue (name ending in .fifo): jobs for one entry or canvas must run in order",
-                )),
-                Some(_) => {}
-            }
-        }
-        Some(urls.into_iter().flatten().collect())
-    }
-
     /// Records a problem found by the caller's own validation.
     pub fn record(&self, error: FieldError) {
         self.errors.borrow_mut().push(error);

@@ -13,10 +13,35 @@ pub use secret::{BenchlingSecret, Redacted, SecretError, SecretLoader, SecretSou
 pub use store::StoreBackend;
 pub use watch::{SecretState, SecretWatch, SecretWatchOptions};
 
-/// [`aws_sdk_config`] when `needed`, so services that touch no AWS resource never look for
-/// credentials.
-pub async fn aws_sdk_config_if(needed: bool) -> Option<aws_config::SdkConfig> {
-    if needed {
+/// Something a service is configured to use that may live in AWS: a queue set, an object
+/// store, the secret, a query engine.
+pub trait AwsResource: Sync {
+    /// Whether it lives in AWS (and so needs credentials and a region).
+    fn in_aws(&self) -> bool;
+}
+
+impl AwsResource for bool {
+    fn in_aws(&self) -> bool {
+        *self
+    }
+}
+
+impl AwsResource for StoreBackend {
+    fn in_aws(&self) -> bool {
+        matches!(self, StoreBackend::S3)
+    }
+}
+
+impl AwsResource for Option<SecretSource> {
+    fn in_aws(&self) -> bool {
+        matches!(self, Some(SecretSource::SecretsManager(_)))
+    }
+}
+
+/// [`aws_sdk_config`] when any of `resources` lives in AWS, so a service that touches no AWS
+/// resource never looks for credentials.
+pub async fn aws_sdk_config_for(resources: &[&dyn AwsResource]) -> Option<aws_config::SdkConfig> {
+    if resources.iter().any(|r| r.in_aws()) {
         Some(aws_sdk_config().await)
     } else {
         None

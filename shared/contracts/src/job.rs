@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::button::Button;
 use crate::id::{AppId, CanvasId, EntryId, EventId, FeatureId, UserId, WebhookId};
+use crate::queue::QueueName;
 use crate::webhook::EventType;
 
 /// The envelope schema version this build writes and reads.
@@ -38,6 +39,9 @@ pub trait Job: Serialize + DeserializeOwned {
     /// The `kind` written in the envelope.
     const KIND: &'static str;
 
+    /// The queue that carries it.
+    const QUEUE: QueueName;
+
     /// The FIFO group: jobs of one group run one at a time, in order.
     fn group_id(&self) -> String;
 
@@ -65,6 +69,7 @@ pub struct ExportJob {
 
 impl Job for ExportJob {
     const KIND: &'static str = "export";
+    const QUEUE: QueueName = QueueName::EXPORT;
 
     fn group_id(&self) -> String {
         self.entry_id.to_string()
@@ -138,6 +143,7 @@ pub struct RenderJob {
 
 impl Job for RenderJob {
     const KIND: &'static str = "render";
+    const QUEUE: QueueName = QueueName::RENDER;
 
     fn group_id(&self) -> String {
         self.entry_id.to_string()
@@ -248,6 +254,7 @@ impl CanvasJob {
 
 impl Job for CanvasJob {
     const KIND: &'static str = "canvas";
+    const QUEUE: QueueName = QueueName::CANVAS;
 
     /// One canvas's jobs never run concurrently: grouped by entry when it is known (notices
     /// from an export the entry's own webhook started name no canvas, and must not race the

@@ -1,5 +1,5 @@
 //! The contracts every service shares: Benchling identifiers, typed webhook payloads, canvas
-//! button ids, the versioned job messages carried on our queues, and where the services keep
+//! button ids, the versioned job messages and the queues that carry them, and where the services keep
 //! their records in the bucket.
 //!
 //! Raw JSON becomes typed values here, at the edge; nothing downstream handles unvalidated ids.
@@ -8,6 +8,7 @@ pub mod bookkeeping;
 pub mod button;
 pub mod id;
 pub mod job;
+pub mod queue;
 pub mod webhook;
 
 pub use button::{Button, ButtonAction, PackageTarget};
@@ -18,4 +19,5 @@ pub use job::{
     CanvasAction, CanvasJob, ExportJob, FileList, Job, JobEnvelope, JobError, PackageFile,
     RenderJob, Trigger,
 };
+pub use queue::QueueName;
 pub use webhook::{EventType, Message, PayloadError, Webhook};

@@ -1,7 +1,9 @@
 //! Work queues: one [`Queue`] trait with an Amazon SQS backend and an embedded in-process backend
 //! that keeps the same semantics (visibility timeout, redelivery, FIFO groups and deduplication,
-//! max receives → dead-letter queue), plus a [`Batcher`] that coalesces concurrent sends.
+//! max receives → dead-letter queue), a [`Batcher`] that coalesces concurrent sends, and the
+//! one way services open their queues ([`QueueBackend`], [`QueueOpener`]).
 
+mod backend;
 mod batch;
 mod embedded;
 mod sqs;
@@ -14,7 +16,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest as _, Sha256};
 
+pub use backend::{QueueBackend, QueueOpener};
 pub use batch::{BatchOptions, Batcher};
+pub use bw_contracts::QueueName;
 pub use embedded::{EmbeddedOptions, EmbeddedQueue};
 pub use sqs::SqsQueue;
 

@@ -5,21 +5,27 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use bw_config::ConfigError;
+use bw_config::{ConfigError, SecretWatch};
+use bw_queue::QueueError;
 use bw_telemetry::TelemetryConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::runtime::shutdown_on_signals;
-use crate::service::WorkerConfig;
+use crate::service::{Consumer, WorkerConfig, serve};
 
 /// Exit code of a configuration problem found at start-up.
 const CONFIG_EXIT: u8 = 2;
 
-/// A worker service, as its binary starts it.
+/// A worker service: what it opens and which queues it consumes with which handlers. Its
+/// binary starts it with [`main`]; a process hosting several services opens their
+/// connections itself and starts each with [`run`].
 pub trait Service: Sized {
+    /// What the service works with once opened (queues, the secret, buckets, …).
+    type Connections;
+
     /// Why it could not start or keep running.
-    type Error: std::fmt::Display;
+    type Error: std::fmt::Display + From<QueueError>;
 
     /// Its worker settings (probes, concurrency, …).
     fn worker(&self) -> &WorkerConfig;
@@ -31,12 +37,34 @@ pub trait Service: Sized {
     /// variable), rather than a failure while running.
     fn is_config_error(error: &Self::Error) -> bool;
 
-    /// Opens what the configuration names and consumes until `stop` turns true.
-    fn run(
-        self,
-        probes: TcpListener,
-        stop: watch::Receiver<bool>,
-    ) -> impl Future<Output = Result<(), Self::Error>>;
+    /// Opens what the configuration names.
+    fn connect(&self) -> impl Future<Output = Result<Self::Connections, Self::Error>>;
+
+    /// The consumers to run over `connections`, and the Benchling secret they wait for.
+    ///
+    /// # Errors
+    /// When a handler cannot be built from the configuration.
+    fn consumers(
+        &self,
+        connections: Self::Connections,
+    ) -> Result<(Vec<Consumer>, SecretWatch), Self::Error>;
+}
+
+/// Serves the probes on `listener` and runs `service`'s consumers over `connections` until
+/// `stop` turns true; running jobs then get the shutdown timeout to finish before they are
+/// released to other consumers. Nothing is consumed before the Benchling secret has loaded.
+///
+/// # Errors
+/// When a handler cannot be built, or a queue cannot be set up.
+pub async fn run<S: Service>(
+    service: &S,
+    connections: S::Connections,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) -> Result<(), S::Error> {
+    let (consumers, secret) = service.consumers(connections)?;
+    serve(consumers, secret, listener, stop).await?;
+    Ok(())
 }
 
 /// The body of a worker binary's `main`: `name` prefixes every message on stderr.
@@ -75,7 +103,11 @@ pub fn main<S: Service>(name: &str, config: Result<S, ConfigError>) -> ExitCode 
                 return ExitCode::FAILURE;
             }
         };
-        match config.run(probes, stop).await {
+        let started = match config.connect().await {
+            Ok(connections) => run(&config, connections, probes, stop).await,
+            Err(e) => Err(e),
+        };
+        match started {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "stopped with an error");

@@ -9,7 +9,7 @@ mod probe;
 mod runtime;
 mod service;
 
-pub use binary::{Service, main};
+pub use binary::{Service, main, run};
 pub use probe::{Readiness, serve_probes};
 pub use runtime::{
     Failure, Handler, Incoming, JobContext, Worker, WorkerHealth, WorkerOptions, send_job,

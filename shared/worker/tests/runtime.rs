@@ -30,6 +30,8 @@ struct Note {
 
 impl Job for Note {
     const KIND: &'static str = "note";
+    // The runtime never looks at a job's queue: these tests hand it queues directly.
+    const QUEUE: bw_contracts::QueueName = bw_contracts::QueueName::EXPORT;
     fn group_id(&self) -> String {
         self.group.clone()
     }

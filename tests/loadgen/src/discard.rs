@@ -107,7 +107,7 @@ mod tests {
 
     #[tokio::test]
     async fn accepts_batches_and_counts_them() {
-        let queue = DiscardQueue::new("export.fifo");
+        let queue = DiscardQueue::new(bw_queue::QueueName::EXPORT.name);
         let batch = vec![OutgoingMessage::new("a"), OutgoingMessage::new("b")];
         let ids = queue.send_batch(batch).await.unwrap();
         assert_eq!(ids.len(), 2);

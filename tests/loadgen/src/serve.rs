@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bw_config::{Env, SecretLoader, SecretSource, SecretWatch};
 use bw_ingress::{Ingress, IngressConfig, Queues};
-use bw_queue::{EmbeddedQueue, MAX_BATCH, Queue as _};
+use bw_queue::{MAX_BATCH, Queue, QueueName, QueueOpener};
 use bw_testkit::jwks::JwksServer;
 use bw_testkit::signer::SigningKey;
 
@@ -24,7 +24,7 @@ use crate::stand_ins::{APP_DEFINITION_ID, KEY_ID, write_secret};
 /// Which queues the ingress writes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueKind {
-    /// `bw_queue::EmbeddedQueue`s, as `Queues::embedded` makes them, drained continuously.
+    /// `bw_queue::EmbeddedQueue`s, as `Queues::open` makes them, drained continuously.
     Embedded,
     /// [`DiscardQueue`]s.
     Discard,
@@ -126,15 +126,9 @@ fn run(options: &ServeOptions, dir: &Path) -> anyhow::Result<()> {
 fn queues(kind: QueueKind) -> (Queues, Box<dyn Fn() -> String>) {
     match kind {
         QueueKind::Embedded => {
-            let (export, _) = EmbeddedQueue::with_dead_letter("export.fifo", true);
-            let (canvas, _) = EmbeddedQueue::with_dead_letter("canvas.fifo", true);
-            let queues = Queues {
-                export: export.clone(),
-                canvas: canvas.clone(),
-                backend: "embedded",
-                batched: false,
-            };
-            let [export, canvas] = [export, canvas].map(|queue| {
+            let queues = Queues::open(&QueueOpener::embedded());
+            let [export, canvas] = [&queues.export, &queues.canvas].map(|queue| {
+                let queue = Arc::clone(queue);
                 let count = Arc::new(AtomicU64::new(0));
                 tokio::spawn(drain(queue, count.clone()));
                 count
@@ -149,8 +143,8 @@ fn queues(kind: QueueKind) -> (Queues, Box<dyn Fn() -> String>) {
             (queues, Box::new(report))
         }
         QueueKind::Discard => {
-            let export = Arc::new(DiscardQueue::new("export.fifo"));
-            let canvas = Arc::new(DiscardQueue::new("canvas.fifo"));
+            let export = Arc::new(DiscardQueue::new(QueueName::EXPORT.name));
+            let canvas = Arc::new(DiscardQueue::new(QueueName::CANVAS.name));
             let queues = Queues {
                 export: export.clone(),
                 canvas: canvas.clone(),
@@ -170,7 +164,7 @@ fn queues(kind: QueueKind) -> (Queues, Box<dyn Fn() -> String>) {
 }
 
 /// Receives and deletes every message, counting them.
-async fn drain(queue: Arc<EmbeddedQueue>, drained: Arc<AtomicU64>) {
+async fn drain(queue: Arc<dyn Queue>, drained: Arc<AtomicU64>) {
     loop {
         match queue.receive(MAX_BATCH, Duration::from_secs(1)).await {
             Ok(messages) => {

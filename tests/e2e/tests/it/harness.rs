@@ -143,7 +143,9 @@ impl Harness {
             (_, None) => SecretWatch::unconfigured("BenchlingSecret is not set"),
         };
         let mut ready = secret.subscribe();
-        let queues = options.queues.unwrap_or_else(Queues::embedded);
+        let queues = options
+            .queues
+            .unwrap_or_else(|| Queues::open(&bw_queue::QueueOpener::embedded()));
         let (export, canvas) = (queues.export.clone(), queues.canvas.clone());
         let ingress = Ingress::start(config, queues, secret, false).expect("ingress starts");
         let url = format!("http://{}", ingress.addr());

@@ -1,10 +1,12 @@
 //! The ingress against SQS FIFO queues on moto: jobs land with their group and deduplication
 //! ids and trace context, retries are stored once, and a queue failure is a 503.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bw_contracts::{ExportJob, JobEnvelope};
 use bw_ingress::Queues;
+use bw_queue::SqsQueue;
 use bw_testkit::moto::Moto;
 
 use crate::harness::{Harness, Options, fixture};
@@ -17,7 +19,17 @@ async fn sqs_queues(moto: &Moto) -> Queues {
     let canvas = moto
         .create_queue(&Moto::unique_name("canvas"), true, 30, None)
         .await;
-    Queues::sqs(&client, &export, &canvas)
+    sqs(&client, &export, &canvas)
+}
+
+/// The ingress's queues on SQS, as [`Queues::open`] opens them when both URLs are set.
+fn sqs(client: &aws_sdk_sqs::Client, export: &str, canvas: &str) -> Queues {
+    Queues {
+        export: Arc::new(SqsQueue::new(client.clone(), export)),
+        canvas: Arc::new(SqsQueue::new(client.clone(), canvas)),
+        backend: "sqs",
+        batched: true,
+    }
 }
 
 #[tokio::test]
@@ -92,7 +104,7 @@ async fn a_queue_failure_is_a_503_and_the_service_is_not_ready() {
         Moto::unique_name("missing")
     );
     let h = Harness::start_with(Options {
-        queues: Some(Queues::sqs(&client, &missing, &missing)),
+        queues: Some(sqs(&client, &missing, &missing)),
         ..Options::default()
     })
     .await;

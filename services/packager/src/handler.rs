@@ -2,19 +2,19 @@
 //! the version to Quilt's packager once, and tell the canvas it was updated.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, Entry, NameLookup};
 use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, FileList, PackageFile, RenderJob};
-use bw_queue::{Queue, QueueError};
+use bw_queue::QueueError;
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
 use bytes::Bytes;
 use tracing::Instrument as _;
 
+use crate::Queues;
 use crate::announce::PackagerMessage;
 use crate::metadata::{self, Inputs};
 use crate::readme::{Readme, TemplateError};
@@ -25,17 +25,6 @@ const MAX_SNAPSHOT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Largest stored file list read (20,000 files of long names).
 const MAX_FILE_LIST_BYTES: u64 = 64 * 1024 * 1024;
-
-/// The queues a packager talks to.
-#[derive(Clone, Debug)]
-pub struct PackagerQueues {
-    /// Render jobs come from here.
-    pub render: Arc<dyn Queue>,
-    /// "Updated" notices go here.
-    pub canvas: Arc<dyn Queue>,
-    /// Quilt's packager queue.
-    pub packager: Arc<dyn Queue>,
-}
 
 /// Why a render job failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +87,7 @@ enum Outcome {
 }
 
 /// The packager's job handler.
-pub struct PackageWorker {
+pub struct RenderHandler {
     /// The Benchling API (entity names).
     pub client: BenchlingClient,
     /// The secret (tenant, workflow).
@@ -106,12 +95,12 @@ pub struct PackageWorker {
     /// Where buckets live.
     pub buckets: Buckets,
     /// The queues.
-    pub queues: PackagerQueues,
+    pub queues: Queues,
     /// The checked README template.
     pub readme: Readme,
 }
 
-impl PackageWorker {
+impl RenderHandler {
     async fn run(&self, job: &RenderJob) -> Result<Outcome, JobError> {
         let secret = self.secret.loaded().map_err(JobError::Secret)?;
         let store = self.buckets.open(&job.bucket).map_err(JobError::Location)?;
@@ -327,7 +316,7 @@ async fn read(store: &dyn ObjectStore, raw: &str, limit: u64) -> Result<Bytes, J
 }
 
 #[async_trait]
-impl Handler for PackageWorker {
+impl Handler for RenderHandler {
     type Job = RenderJob;
 
     async fn handle(&self, job: &RenderJob, _context: &JobContext) -> Result<String, Failure> {

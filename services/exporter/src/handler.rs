@@ -23,6 +23,7 @@ use bw_worker::{Failure, Handler, JobContext};
 use bytes::Bytes;
 use tracing::Instrument as _;
 
+use crate::Queues;
 use crate::archive::{Archive, ArchiveError, ArchiveLimits};
 use crate::download::{DownloadError, DownloadLimits, download_to_file};
 use crate::export::{ExportError, ExportOptions, run_export};
@@ -45,17 +46,6 @@ pub struct ExportSettings {
     pub archive: ArchiveLimits,
     /// Upload concurrency and the spool directory.
     pub upload: UploadOptions,
-}
-
-/// The queues an exporter talks to.
-#[derive(Clone, Debug)]
-pub struct ExportQueues {
-    /// Export jobs come from here.
-    pub export: Arc<dyn Queue>,
-    /// Render jobs go here.
-    pub render: Arc<dyn Queue>,
-    /// Canvas jobs (failures, refreshes) go here.
-    pub canvas: Arc<dyn Queue>,
 }
 
 /// Why an export job failed.
@@ -134,7 +124,7 @@ enum Outcome {
 }
 
 /// The export worker's job handler.
-pub struct ExportWorker {
+pub struct ExportHandler {
     /// The Benchling API.
     pub client: BenchlingClient,
     /// The secret (bucket and package prefix).
@@ -144,12 +134,12 @@ pub struct ExportWorker {
     /// Downloads exports; must not follow redirects.
     pub http: reqwest::Client,
     /// The queues.
-    pub queues: ExportQueues,
+    pub queues: Queues,
     /// Limits and tuning.
     pub settings: ExportSettings,
 }
 
-impl ExportWorker {
+impl ExportHandler {
     async fn run(&self, job: &ExportJob) -> Result<Outcome, JobError> {
         let secret = self.secret.loaded().map_err(JobError::Secret)?;
         let store = self
@@ -308,7 +298,7 @@ async fn send<J: Job>(queue: &dyn Queue, job: J) -> Result<(), JobError> {
 }
 
 #[async_trait]
-impl Handler for ExportWorker {
+impl Handler for ExportHandler {
     type Job = ExportJob;
 
     async fn handle(&self, job: &ExportJob, _context: &JobContext) -> Result<String, Failure> {

@@ -102,7 +102,7 @@ pub struct LinkedPackages {
 }
 
 /// The canvas worker's job handler.
-pub struct CanvasWorker {
+pub struct CanvasHandler {
     /// Benchling's API.
     pub client: BenchlingClient,
     /// The secret (registry bucket, package prefix, metadata key).
@@ -145,7 +145,7 @@ impl Scene<'_> {
     }
 }
 
-impl CanvasWorker {
+impl CanvasHandler {
     async fn run(&self, job: &CanvasJob) -> Result<Outcome, JobError> {
         if job.action == CanvasAction::AppHome {
             return Ok(Outcome::Skipped(
@@ -450,7 +450,7 @@ impl CanvasWorker {
     }
 }
 
-impl CanvasWorker {
+impl CanvasHandler {
     /// The latest revision's manifest: the `latest` pointer is read every time (it moves), the
     /// manifest only when this revision is not cached (it never changes).
     async fn latest_manifest(
@@ -491,7 +491,7 @@ fn benchling(call: String, source: BenchlingError) -> JobError {
 }
 
 #[async_trait]
-impl Handler for CanvasWorker {
+impl Handler for CanvasHandler {
     type Job = CanvasJob;
 
     async fn handle(&self, job: &CanvasJob, _context: &JobContext) -> Result<String, Failure> {
