@@ -26,6 +26,14 @@ const IMAGE_BINS: [&str; 5] = [
 /// Where the image puts them.
 const BIN_DIR: &str = "/usr/local/bin/";
 
+/// What keeps the image under 40 MB to pull: the release build stripped, with fat LTO and one
+/// codegen unit (docs/deploy.md, "Sizes").
+const SIZE_PROFILE: [&str; 3] = [
+    "CARGO_PROFILE_RELEASE_STRIP=symbols",
+    "CARGO_PROFILE_RELEASE_LTO=fat",
+    "CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1",
+];
+
 /// Programs that would make a command run through a shell.
 const SHELLS: [&str; 6] = ["sh", "bash", "dash", "ash", "zsh", "busybox"];
 
@@ -285,10 +293,14 @@ fn exec_form(args: &str) -> Option<Vec<String>> {
 enum Problem {
     NoStages,
     NotDistroless(String),
-    NotRust { image: String, rust_version: String },
+    NotRust {
+        image: String,
+        rust_version: String,
+    },
     NoCargoBuild,
     NotLocked(String),
-    NotStripped,
+    /// A size setting of the image's release build is missing from the builder's environment.
+    NotSizeProfile(&'static str),
     BuiltBins(BTreeSet<String>),
     CopyNotFromBuilder(String),
     NotAWorkspaceBin(String),
@@ -319,9 +331,9 @@ impl fmt::Display for Problem {
             ),
             Self::NoCargoBuild => write!(f, "no stage runs `cargo build`"),
             Self::NotLocked(command) => write!(f, "`cargo {command}` has no --locked"),
-            Self::NotStripped => write!(
+            Self::NotSizeProfile(setting) => write!(
                 f,
-                "the builder does not set CARGO_PROFILE_RELEASE_STRIP=symbols before cargo build"
+                "the builder does not set {setting} before cargo build (docs/deploy.md, Sizes)"
             ),
             Self::BuiltBins(bins) => {
                 write!(f, "cargo build builds {bins:?}, not exactly {IMAGE_BINS:?}")
@@ -409,13 +421,18 @@ fn check(dockerfile: &str, workspace_bins: &BTreeSet<String>, rust_version: &str
     if bins_of(&build) != expected {
         problems.push(Problem::BuiltBins(bins_of(&build)));
     }
-    let strips = builder
+    let before_build: Vec<&Instruction> = builder
         .instructions
         .iter()
         .take_while(|i| i.keyword != "RUN" || !i.args.contains("cargo build"))
-        .any(|i| i.keyword == "ENV" && i.args.contains("CARGO_PROFILE_RELEASE_STRIP=symbols"));
-    if !strips {
-        problems.push(Problem::NotStripped);
+        .collect();
+    for setting in SIZE_PROFILE {
+        if !before_build
+            .iter()
+            .any(|i| i.keyword == "ENV" && i.args.contains(setting))
+        {
+            problems.push(Problem::NotSizeProfile(setting));
+        }
     }
 
     // What the final stage copies into /usr/local/bin.
@@ -822,7 +839,9 @@ fn the_checks_report_a_bad_dockerfile() {
             rust_version: "1.95".into(),
         },
         Problem::NotLocked("build --release --bin ingress".into()),
-        Problem::NotStripped,
+        Problem::NotSizeProfile("CARGO_PROFILE_RELEASE_STRIP=symbols"),
+        Problem::NotSizeProfile("CARGO_PROFILE_RELEASE_LTO=fat"),
+        Problem::NotSizeProfile("CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1"),
         Problem::BuiltBins(set(&["ingress"])),
         Problem::NotAWorkspaceBin("not-a-bin".into()),
         Problem::CopyNotFromBuilder("/usr/local/bin/canvas".into()),
