@@ -20,8 +20,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::exporter::Setup;
-use crate::service_bench::buckets;
-use crate::service_bench::procfs::CpuMeter;
+use bw_loadgen::service_bench::buckets;
+use bw_loadgen::service_bench::procfs::CpuMeter;
 use crate::shapes::{self, Shape};
 use crate::sync_disks;
 

@@ -15,10 +15,10 @@ use bw_standin::stub::free_port;
 use bw_testkit::moto::{Moto, WorkerQueues};
 use tokio::process::Child;
 
-use crate::service_bench::buckets;
-use crate::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
-use crate::service_bench::process;
-use crate::service_bench::procfs::{self, CpuMeter};
+use bw_loadgen::service_bench::buckets;
+use bw_loadgen::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
+use bw_loadgen::service_bench::process;
+use bw_loadgen::service_bench::procfs::{self, CpuMeter};
 use crate::shapes::{self, Shape};
 use crate::{Backend, spread_subdirectories, sync_disks};
 

@@ -19,8 +19,6 @@
 mod ceiling;
 mod exporter;
 mod report;
-#[path = "../service_bench/mod.rs"]
-mod service_bench;
 mod shapes;
 
 use std::fs;
@@ -31,7 +29,7 @@ use anyhow::{Context as _, bail};
 
 use crate::exporter::Setup;
 use crate::report::Sample;
-use crate::service_bench::{cli, procfs};
+use bw_loadgen::service_bench::{self, cli, procfs};
 use crate::shapes::Shape;
 
 /// PUTs in flight in the S3 ceiling: the exporter's default `UPLOAD_CONCURRENCY`.

@@ -17,8 +17,6 @@
 //! environment after the defaults.
 
 mod run;
-#[path = "../service_bench/mod.rs"]
-mod service_bench;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -27,7 +25,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::run::{Measured, Setup, Shape};
-use crate::service_bench::{cli, procfs};
+use bw_loadgen::service_bench::{self, cli, procfs};
 
 const USAGE: &str = "usage: canvas-bench [--repeats N] [--entries N] [--files N] [--pages N] \
 [--canvas PATH] [--out FILE] [--set NAME=VALUE]…";

@@ -19,10 +19,10 @@ use bw_testkit::moto::Moto;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::service_bench::buckets;
-use crate::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
-use crate::service_bench::process;
-use crate::service_bench::procfs::{self, CpuMeter};
+use bw_loadgen::service_bench::buckets;
+use bw_loadgen::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
+use bw_loadgen::service_bench::process;
+use bw_loadgen::service_bench::procfs::{self, CpuMeter};
 
 /// The entry whose click warms the worker up.
 const WARM_UP: usize = 1;

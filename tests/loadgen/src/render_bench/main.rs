@@ -19,8 +19,6 @@
 
 mod report;
 mod run;
-#[path = "../service_bench/mod.rs"]
-mod service_bench;
 
 use std::fs;
 use std::path::PathBuf;
@@ -28,7 +26,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::run::{Setup, Shape};
-use crate::service_bench::{cli, procfs};
+use bw_loadgen::service_bench::{self, cli, procfs};
 
 /// The command line.
 struct Options {

@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 use tokio::process::Child;
 use tokio::task::JoinSet;
 
-use crate::service_bench::buckets;
-use crate::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
-use crate::service_bench::process;
-use crate::service_bench::procfs::{self, CpuMeter};
+use bw_loadgen::service_bench::buckets;
+use bw_loadgen::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
+use bw_loadgen::service_bench::process;
+use bw_loadgen::service_bench::procfs::{self, CpuMeter};
 
 /// The linked entities in every entry's notes, which the packager names through Benchling.
 const LINKED: [(&str, &str); 2] = [("bfi_benchA", "Strain A"), ("bfi_benchB", "Strain B")];
