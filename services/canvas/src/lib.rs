@@ -3,7 +3,7 @@
 //! Benchling asks, turns "Update Package" into an export job, and refreshes the canvas when
 //! Quilt announces a new revision of the entry's package.
 //!
-//! [`connect`] opens what the configuration names; [`bw_worker::run`] consumes canvas jobs (and
+//! [`Service::connect`](bw_worker::Service::connect) opens what the configuration names; [`bw_worker::run`] consumes canvas jobs (and
 //! package events, when their queue is configured) until stopped.
 
 pub mod athena;
@@ -59,35 +59,6 @@ pub enum RunError {
     Queue(#[from] QueueError),
 }
 
-/// Opens the queues, secret, buckets and Athena client the configuration names. AWS clients are
-/// created only when something lives in AWS.
-///
-/// # Errors
-/// [`RunError::Athena`] when the Athena settings are unusable.
-pub async fn connect(config: &CanvasConfig) -> Result<Connections, RunError> {
-    let aws = bw_config::aws_sdk_config_for(&[
-        &config.queues,
-        &config.store,
-        &config.secret,
-        &config.athena.is_some(),
-    ])
-    .await;
-    let queues = Queues::open(&QueueOpener::new(&config.queues, aws.as_ref()));
-    let query = match (&config.athena, &aws) {
-        (Some(options), Some(aws)) => Some(PackageQuery::new(
-            aws_sdk_athena::Client::new(aws),
-            options.clone(),
-        )?),
-        _ => None,
-    };
-    Ok(Connections {
-        queues,
-        secret: SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch),
-        buckets: Buckets::for_backend(&config.store, aws.as_ref()),
-        query,
-    })
-}
-
 impl bw_worker::Service for CanvasConfig {
     type Connections = Connections;
     type Error = RunError;
@@ -104,8 +75,33 @@ impl bw_worker::Service for CanvasConfig {
         matches!(error, RunError::Athena(_) | RunError::Client(_))
     }
 
+    /// Opens the queues, secret, buckets and Athena client the configuration names. AWS clients are
+    /// created only when something lives in AWS.
+    ///
+    /// # Errors
+    /// [`RunError::Athena`] when the Athena settings are unusable.
     async fn connect(&self) -> Result<Connections, RunError> {
-        connect(self).await
+        let aws = bw_config::aws_sdk_config_for(&[
+            &self.queues,
+            &self.store,
+            &self.secret,
+            &self.athena.is_some(),
+        ])
+        .await;
+        let queues = Queues::open(&QueueOpener::new(&self.queues, aws.as_ref()));
+        let query = match (&self.athena, &aws) {
+            (Some(options), Some(aws)) => Some(PackageQuery::new(
+                aws_sdk_athena::Client::new(aws),
+                options.clone(),
+            )?),
+            _ => None,
+        };
+        Ok(Connections {
+            queues,
+            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), self.secret_watch),
+            buckets: Buckets::for_backend(&self.store, aws.as_ref()),
+            query,
+        })
     }
 
     /// Canvas jobs, and package events when their queue is configured.

@@ -1,7 +1,7 @@
 //! The export worker: turns a Benchling entry export into the package's files in object storage,
 //! then hands a render job to the packager.
 //!
-//! [`connect`] opens what the configuration names (queues, the secret, the buckets) and
+//! [`Service::connect`](bw_worker::Service::connect) opens what the configuration names (queues, the secret, the buckets) and
 //! [`bw_worker::run`] consumes export jobs with them until stopped. Keeping the two apart lets
 //! one process host several services over shared in-process queues.
 
@@ -49,17 +49,6 @@ pub enum RunError {
     Queue(#[from] QueueError),
 }
 
-/// Opens the queues, secret and buckets the configuration names. AWS clients are created only
-/// when something lives in AWS.
-pub async fn connect(config: &ExporterConfig) -> Connections {
-    let aws = bw_config::aws_sdk_config_for(&[&config.queues, &config.store, &config.secret]).await;
-    Connections {
-        queues: Queues::open(&QueueOpener::new(&config.queues, aws.as_ref())),
-        secret: SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch),
-        buckets: Buckets::for_backend(&config.store, aws.as_ref()),
-    }
-}
-
 impl bw_worker::Service for ExporterConfig {
     type Connections = Connections;
     type Error = RunError;
@@ -76,8 +65,15 @@ impl bw_worker::Service for ExporterConfig {
         matches!(error, RunError::Client(_))
     }
 
+    /// Opens the queues, secret and buckets the configuration names. AWS clients are created only
+    /// when something lives in AWS.
     async fn connect(&self) -> Result<Connections, RunError> {
-        Ok(connect(self).await)
+        let aws = bw_config::aws_sdk_config_for(&[&self.queues, &self.store, &self.secret]).await;
+        Ok(Connections {
+            queues: Queues::open(&QueueOpener::new(&self.queues, aws.as_ref())),
+            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), self.secret_watch),
+            buckets: Buckets::for_backend(&self.store, aws.as_ref()),
+        })
     }
 
     /// One consumer: export jobs.

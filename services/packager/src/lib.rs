@@ -3,7 +3,7 @@
 //! `README.md`) into the package prefix, sends Quilt's packager message once per version, and
 //! tells the canvas.
 //!
-//! [`connect`] opens what the configuration names and loads the README template (a broken one
+//! [`Service::connect`](bw_worker::Service::connect) opens what the configuration names and loads the README template (a broken one
 //! stops the service here); [`bw_worker::run`] consumes render jobs until stopped.
 
 pub mod announce;
@@ -63,34 +63,6 @@ pub enum RunError {
     /// The render queue could not be set up.
     #[error(transparent)]
     Queue(#[from] QueueError),
-}
-
-/// Opens the queues, secret and buckets the configuration names and loads the README template.
-///
-/// # Errors
-/// [`RunError::Template`] or [`RunError::TemplateSource`] for a custom template that cannot be
-/// read or does not render.
-pub async fn connect(config: &PackagerConfig) -> Result<Connections, RunError> {
-    let template_in_s3 = matches!(config.readme_template, Some(TemplateSource::S3 { .. }));
-    let aws = bw_config::aws_sdk_config_for(&[
-        &config.queues,
-        &config.store,
-        &config.secret,
-        &template_in_s3,
-    ])
-    .await;
-    let queues = Queues::open(&QueueOpener::new(&config.queues, aws.as_ref()));
-    let readme = load_template(
-        config.readme_template.as_ref(),
-        aws.as_ref().filter(|_| template_in_s3),
-    )
-    .await?;
-    Ok(Connections {
-        queues,
-        secret: SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch),
-        buckets: Buckets::for_backend(&config.store, aws.as_ref()),
-        readme,
-    })
 }
 
 /// Reads and checks the configured README template.
@@ -153,8 +125,32 @@ impl bw_worker::Service for PackagerConfig {
         )
     }
 
+    /// Opens the queues, secret and buckets the configuration names and loads the README template.
+    ///
+    /// # Errors
+    /// [`RunError::Template`] or [`RunError::TemplateSource`] for a custom template that cannot be
+    /// read or does not render.
     async fn connect(&self) -> Result<Connections, RunError> {
-        connect(self).await
+        let template_in_s3 = matches!(self.readme_template, Some(TemplateSource::S3 { .. }));
+        let aws = bw_config::aws_sdk_config_for(&[
+            &self.queues,
+            &self.store,
+            &self.secret,
+            &template_in_s3,
+        ])
+        .await;
+        let queues = Queues::open(&QueueOpener::new(&self.queues, aws.as_ref()));
+        let readme = load_template(
+            self.readme_template.as_ref(),
+            aws.as_ref().filter(|_| template_in_s3),
+        )
+        .await?;
+        Ok(Connections {
+            queues,
+            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), self.secret_watch),
+            buckets: Buckets::for_backend(&self.store, aws.as_ref()),
+            readme,
+        })
     }
 
     /// One consumer: render jobs.

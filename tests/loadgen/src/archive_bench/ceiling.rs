@@ -20,10 +20,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::exporter::Setup;
-use bw_loadgen::service_bench::buckets;
-use bw_loadgen::service_bench::procfs::CpuMeter;
 use crate::shapes::{self, Shape};
 use crate::sync_disks;
+use bw_loadgen::service_bench::buckets;
+use bw_loadgen::service_bench::procfs::CpuMeter;
 
 /// The key prefix the ceiling writes under: where the exporter puts the fixture entry's files.
 const PREFIX: &str = "benchling/EXP25000007/";

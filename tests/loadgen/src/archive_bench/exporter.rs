@@ -15,12 +15,12 @@ use bw_standin::stub::free_port;
 use bw_testkit::moto::{Moto, WorkerQueues};
 use tokio::process::Child;
 
+use crate::shapes::{self, Shape};
+use crate::{Backend, spread_subdirectories, sync_disks};
 use bw_loadgen::service_bench::buckets;
 use bw_loadgen::service_bench::cli::{CLIENT_ID, CLIENT_SECRET};
 use bw_loadgen::service_bench::process;
 use bw_loadgen::service_bench::procfs::{self, CpuMeter};
-use crate::shapes::{self, Shape};
-use crate::{Backend, spread_subdirectories, sync_disks};
 
 /// Longest wait for the render job. Far above any expected run, so only a stuck run hits it.
 const JOB_TIMEOUT: Duration = Duration::from_secs(900);

@@ -29,8 +29,8 @@ use anyhow::{Context as _, bail};
 
 use crate::exporter::Setup;
 use crate::report::Sample;
-use bw_loadgen::service_bench::{self, cli, procfs};
 use crate::shapes::Shape;
+use bw_loadgen::service_bench::{self, cli, procfs};
 
 /// PUTs in flight in the S3 ceiling: the exporter's default `UPLOAD_CONCURRENCY`.
 const CEILING_CONCURRENCY: usize = 8;
