@@ -1,5 +1,5 @@
 //! Test helpers shared by the test suites and benchmarks: a moto server launcher, an OTLP
-//! collector, a Benchling JWKS server, a webhook signer, sample data (`sample`), hostile ZIP
+//! collector, the rig every worker's end-to-end suite starts from (`rig`), a Benchling JWKS server, a webhook signer, sample data (`sample`), hostile ZIP
 //! archives (`archive`) and golden-file checks (`golden`). The Benchling API stand-in, the
 //! well-formed ZIP builder and the small HTTP server the stand-ins run on live in `bw-standin`.
 
@@ -8,5 +8,6 @@ pub mod golden;
 pub mod jwks;
 pub mod moto;
 pub mod otlp;
+pub mod rig;
 pub mod sample;
 pub mod signer;

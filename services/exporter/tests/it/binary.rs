@@ -3,18 +3,16 @@
 //! SIGTERM stops it cleanly; a bad configuration names the bad fields; logs never hold the
 //! client secret; `exporter --health` answers 0 when the worker is ready and 1 when not.
 
-mod common;
-
 use std::io::Read as _;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{CLIENT_SECRET, PKG_PREFIX, Rig, export_job, next_job, next_message, send};
 use bw_contracts::RenderJob;
 use bw_standin::archive::{build, stored};
 use bw_standin::benchling::FIXTURE_ENTRY_ID;
 use bw_standin::stub::free_port;
 use bw_testkit::sample::pattern;
-use common::{CLIENT_SECRET, PKG_PREFIX, Rig, export_job, next_job, next_message, send};
 
 const MEMBERS: usize = 400;
 const MEMBER_BYTES: usize = 64 * 1024;
@@ -24,7 +22,7 @@ fn spawn(rig: &Rig, port: u16, extra: &[(&str, &str)]) -> Child {
     command
         .env_clear()
         .envs(rig.env())
-        .envs(rig.moto.env())
+        .envs(rig.base.moto.env())
         .env("PORT", port.to_string())
         .env("LOG_FORMAT", "json")
         .envs(extra.iter().copied())
@@ -114,7 +112,9 @@ async fn a_worker_killed_mid_upload_is_finished_by_the_next_one() {
         .iter()
         .map(|(name, bytes)| (name.as_str(), stored(), bytes.as_slice()))
         .collect();
-    rig.benchling.add_download("export.zip", build(&members));
+    rig.base
+        .benchling
+        .add_download("export.zip", build(&members));
     let prefix = format!("{PKG_PREFIX}/EXP25000007/");
 
     let first_port = free_port();
@@ -124,7 +124,7 @@ async fn a_worker_killed_mid_upload_is_finished_by_the_next_one() {
         "the first worker never became ready"
     );
     send(
-        rig.queue(&rig.export_url).await.as_ref(),
+        rig.base.queue(&rig.export_url).as_ref(),
         export_job(FIXTURE_ENTRY_ID, "msg_killed", None),
     )
     .await;
@@ -141,7 +141,7 @@ async fn a_worker_killed_mid_upload_is_finished_by_the_next_one() {
         written_at_kill < MEMBERS,
         "the upload finished before the kill, so this run proves nothing"
     );
-    let render_queue = rig.queue(&rig.render_url).await;
+    let render_queue = rig.base.queue(&rig.render_url);
     assert!(
         next_message(render_queue.as_ref(), Duration::ZERO)
             .await
@@ -170,7 +170,10 @@ async fn a_worker_killed_mid_upload_is_finished_by_the_next_one() {
             .collect::<Vec<_>>()
     });
     assert_eq!(
-        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        rig.base
+            .benchling
+            .requests_to("POST", "/api/v2/exports")
+            .len(),
         2
     );
     assert!(ready(second_port).await);
@@ -212,7 +215,10 @@ async fn the_health_flag_answers_0_when_ready_and_1_when_not() {
     // A secret that never appears keeps the second worker up but not ready.
     let missing = format!(
         "file:{}",
-        rig.secret_path.with_file_name("missing.json").display()
+        rig.base
+            .secret_path
+            .with_file_name("missing.json")
+            .display()
     );
     let waiting_port = free_port();
     let _waiting_worker = KillOnDrop(spawn(

@@ -1,17 +1,12 @@
 //! What the exporter's end-to-end suites share: a rig of SQS queues and an S3 bucket on moto,
 //! the Benchling stand-in, the secret file, and helpers to send jobs and read results.
 
-#![allow(dead_code, reason = "each suite uses its own part of the rig")]
-
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bw_contracts::{ExportJob, Job, JobEnvelope, Trigger, WebhookId};
-use bw_queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
-use bw_standin::benchling::{BenchlingStandIn, secret_json};
-use bw_testkit::moto::Moto;
+use bw_queue::{OutgoingMessage, Queue, ReceivedMessage};
+use bw_testkit::rig::ServiceRig;
 use serde_json::Value;
 
 /// The OAuth client the stand-in accepts.
@@ -21,12 +16,11 @@ pub const CLIENT_SECRET: &str = "exporter-secret-DO-NOT-LOG";
 /// The package prefix of the test secret.
 pub const PKG_PREFIX: &str = "benchling";
 
-/// SQS queues and a bucket on the shared moto server, plus a Benchling stand-in.
+/// The exporter's queues on the shared moto server, beside the bucket, stand-in and secret
+/// every worker rig has.
 pub struct Rig {
-    /// The moto server.
-    pub moto: &'static Moto,
-    /// The bucket (`user_bucket` of the secret).
-    pub bucket: String,
+    /// The bucket, the Benchling stand-in and the secret file.
+    pub base: ServiceRig,
     /// `EXPORT_QUEUE_URL`.
     pub export_url: String,
     /// The export queue's dead-letter queue.
@@ -35,38 +29,23 @@ pub struct Rig {
     pub render_url: String,
     /// `CANVAS_QUEUE_URL`.
     pub canvas_url: String,
-    /// The Benchling API stand-in.
-    pub benchling: BenchlingStandIn,
-    /// The secret file (`BenchlingSecret=file:…`).
-    pub secret_path: PathBuf,
-    /// Holds the secret file.
-    _dir: tempfile::TempDir,
 }
 
 impl Rig {
     /// A fresh rig; the export queue has a dead-letter queue after `max_receives` receives and
     /// the given visibility timeout.
     pub async fn new(visibility_secs: u32, max_receives: u32) -> Self {
-        let moto = Moto::shared();
-        let bucket = Moto::unique_name("exporter");
-        moto.create_bucket(&bucket).await;
-        let queues = moto
+        let base = ServiceRig::new("exporter", CLIENT_ID, CLIENT_SECRET).await;
+        let queues = base
+            .moto
             .create_worker_queues(visibility_secs, max_receives)
             .await;
-        let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
-        let dir = tempfile::tempdir().unwrap();
-        let secret_path = dir.path().join("secret.json");
-        std::fs::write(&secret_path, secret_json(CLIENT_ID, CLIENT_SECRET, &bucket)).unwrap();
         Self {
-            moto,
-            bucket,
+            base,
             export_url: queues.export,
             dead_letter_url: queues.export_dead_letter,
             render_url: queues.render,
             canvas_url: queues.canvas,
-            benchling,
-            secret_path,
-            _dir: dir,
         }
     }
 
@@ -78,9 +57,9 @@ impl Rig {
             ("CANVAS_QUEUE_URL", self.canvas_url.clone()),
             (
                 "BenchlingSecret",
-                format!("file:{}", self.secret_path.display()),
+                format!("file:{}", self.base.secret_path.display()),
             ),
-            ("BENCHLING_API_BASE_URL", self.benchling.url()),
+            ("BENCHLING_API_BASE_URL", self.base.benchling.url()),
             ("BENCHLING_RETRY_INITIAL_MS", "20".to_owned()),
             ("EXPORT_FIRST_POLL_MS", "10".to_owned()),
             ("EXPORT_MAX_POLL_SECS", "1".to_owned()),
@@ -92,20 +71,15 @@ impl Rig {
         .collect()
     }
 
-    /// A queue client for `url`.
-    pub async fn queue(&self, url: &str) -> Arc<dyn Queue> {
-        Arc::new(SqsQueue::new(self.moto.sqs_client().await, url))
-    }
-
     /// Every object in the bucket with its bytes.
     pub async fn objects(&self) -> BTreeMap<String, Vec<u8>> {
-        let s3 = self.moto.s3_client().await;
+        let s3 = self.base.moto.s3_client().await;
         let mut objects = BTreeMap::new();
         let mut token = None;
         loop {
             let page = s3
                 .list_objects_v2()
-                .bucket(&self.bucket)
+                .bucket(&self.base.bucket)
                 .set_continuation_token(token)
                 .send()
                 .await
@@ -114,7 +88,7 @@ impl Rig {
                 let key = object.key().unwrap().to_owned();
                 let body = s3
                     .get_object()
-                    .bucket(&self.bucket)
+                    .bucket(&self.base.bucket)
                     .key(&key)
                     .send()
                     .await
@@ -136,10 +110,10 @@ impl Rig {
 
     /// Keys in the bucket below `prefix`.
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
-        let s3 = self.moto.s3_client().await;
+        let s3 = self.base.moto.s3_client().await;
         let page = s3
             .list_objects_v2()
-            .bucket(&self.bucket)
+            .bucket(&self.base.bucket)
             .prefix(prefix)
             .send()
             .await
@@ -152,8 +126,9 @@ impl Rig {
 
     /// Puts an object.
     pub async fn put(&self, key: &str, bytes: &[u8]) {
-        self.moto
-            .put_object(&self.bucket, key, bytes.to_vec())
+        self.base
+            .moto
+            .put_object(&self.base.bucket, key, bytes.to_vec())
             .await;
     }
 }

@@ -1,12 +1,11 @@
 //! The exporter end to end, in-process: export jobs in through SQS on moto, Benchling's API on
 //! the stand-in, package files out to S3 on moto (or to a directory), render and canvas jobs out.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
+use crate::common::{PKG_PREFIX, Rig, export_job, fixture_entry, next_job, next_message, send};
+use bw_config::Env;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, FileList, Job, PackageFile, RenderJob};
 use bw_exporter::{Connections, ExporterConfig, RunError};
@@ -15,29 +14,15 @@ use bw_standin::archive::{build, deflated, stored};
 use bw_standin::benchling::{FIXTURE_ENTRY_ID, Fault, TaskScript};
 use bw_store::Buckets;
 use bw_testkit::archive::{rename, with_symlink};
+use bw_testkit::rig::RunningService;
 use bw_testkit::sample::pattern;
-use common::{PKG_PREFIX, Rig, export_job, fixture_entry, next_job, next_message, send};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 const DISPLAY_ID: &str = "EXP25000007";
 const MIB: usize = 1024 * 1024;
 
 /// A worker running in this process.
-struct Running {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), RunError>>,
-    probes: std::net::SocketAddr,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
+type Running = RunningService<RunError>;
 
 /// Starts a worker on the rig's queues and bucket with `extra` environment.
 async fn start(rig: &Rig, extra: &[(&str, &str)]) -> Running {
@@ -51,31 +36,14 @@ async fn start(rig: &Rig, extra: &[(&str, &str)]) -> Running {
     let config = ExporterConfig::from_env(Env::from_pairs(pairs)).unwrap();
     let connections = Connections {
         queues: bw_exporter::Queues {
-            export: rig.queue(&rig.export_url).await,
-            render: rig.queue(&rig.render_url).await,
-            canvas: rig.queue(&rig.canvas_url).await,
+            export: rig.base.queue(&rig.export_url),
+            render: rig.base.queue(&rig.render_url),
+            canvas: rig.base.queue(&rig.canvas_url),
         },
-        secret: secret_watch(rig),
-        buckets: Buckets::S3(bw_store::s3_client(&rig.moto.sdk_config().await)),
+        secret: rig.base.secret(),
+        buckets: rig.base.buckets().await,
     };
-    spawn(config, connections).await
-}
-
-fn secret_watch(rig: &Rig) -> SecretWatch {
-    SecretWatch::connect(
-        Some(&SecretSource::File(rig.secret_path.clone())),
-        None,
-        SecretWatchOptions::default(),
-    )
-}
-
-async fn spawn(config: ExporterConfig, connections: Connections) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let probes = listener.local_addr().unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let task =
-        tokio::spawn(async move { bw_worker::run(&config, connections, listener, stopped).await });
-    Running { stop, task, probes }
+    Running::spawn(config, connections).await
 }
 
 fn package_key(name: &str) -> String {
@@ -113,8 +81,10 @@ async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
 async fn an_export_job_publishes_the_package_and_sends_one_render_job() {
     let rig = Rig::new(30, 3).await;
     let files = attachments();
-    rig.benchling.add_download("export.zip", zip_of(&files));
-    rig.benchling.push_task(TaskScript::Succeed {
+    rig.base
+        .benchling
+        .add_download("export.zip", zip_of(&files));
+    rig.base.benchling.push_task(TaskScript::Succeed {
         running: 2,
         download: "export.zip".into(),
     });
@@ -126,13 +96,13 @@ async fn an_export_job_publishes_the_package_and_sends_one_render_job() {
     let neighbour = format!("{PKG_PREFIX}/{DISPLAY_ID}0/keep.csv");
     rig.put(&neighbour, b"neighbour").await;
     // Throttling and an outage burst on the way: the job must ride through both.
-    rig.benchling.inject(Fault::RateLimited(1), 1);
-    rig.benchling.inject(Fault::Status(503), 2);
+    rig.base.benchling.inject(Fault::RateLimited(1), 1);
+    rig.base.benchling.inject(Fault::Status(503), 2);
 
     let worker = start(&rig, &[]).await;
-    let render_queue = rig.queue(&rig.render_url).await;
+    let render_queue = rig.base.queue(&rig.render_url);
     send(
-        rig.queue(&rig.export_url).await.as_ref(),
+        rig.base.queue(&rig.export_url).as_ref(),
         export_job(FIXTURE_ENTRY_ID, "msg_happy", None),
     )
     .await;
@@ -149,7 +119,7 @@ async fn an_export_job_publishes_the_package_and_sends_one_render_job() {
             .parse::<chrono::DateTime<chrono::Utc>>()
             .unwrap()
     );
-    assert_eq!(render.bucket, rig.bucket);
+    assert_eq!(render.bucket, rig.base.bucket);
     assert_eq!(render.package_prefix, format!("{PKG_PREFIX}/{DISPLAY_ID}"));
     assert_eq!(
         render.trigger.webhook_id.as_ref().unwrap().as_str(),
@@ -190,10 +160,19 @@ async fn an_export_job_publishes_the_package_and_sends_one_render_job() {
     assert_eq!(snapshot, entry);
 
     assert_eq!(
-        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        rig.base
+            .benchling
+            .requests_to("POST", "/api/v2/exports")
+            .len(),
         1
     );
-    assert!(rig.benchling.requests_to("GET", "/api/v2/tasks/").len() >= 3);
+    assert!(
+        rig.base
+            .benchling
+            .requests_to("GET", "/api/v2/tasks/")
+            .len()
+            >= 3
+    );
     assert_eq!(http_status(worker.probes, "/health/ready").await, 200);
     // Nothing else went out, and the job is gone from its queue.
     assert!(
@@ -201,14 +180,14 @@ async fn an_export_job_publishes_the_package_and_sends_one_render_job() {
             .await
             .is_none()
     );
-    let canvas = rig.queue(&rig.canvas_url).await;
+    let canvas = rig.base.queue(&rig.canvas_url);
     assert!(
         next_message(canvas.as_ref(), Duration::ZERO)
             .await
             .is_none()
     );
-    worker.stop().await;
-    let export = rig.queue(&rig.export_url).await;
+    worker.stop().await.unwrap();
+    let export = rig.base.queue(&rig.export_url);
     assert!(
         next_message(export.as_ref(), Duration::ZERO)
             .await
@@ -235,9 +214,9 @@ async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
     )
     .await;
     let worker = start(&rig, &[]).await;
-    let export = rig.queue(&rig.export_url).await;
-    let render = rig.queue(&rig.render_url).await;
-    let canvas = rig.queue(&rig.canvas_url).await;
+    let export = rig.base.queue(&rig.export_url);
+    let render = rig.base.queue(&rig.render_url);
+    let canvas = rig.base.queue(&rig.canvas_url);
 
     // Asked from the canvas: no export, and the canvas is told when this version was announced.
     send(
@@ -255,7 +234,8 @@ async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
     assert_eq!(refresh.canvas_id.unwrap().as_str(), "cnvs_1");
     assert_eq!(refresh.entry_id.unwrap().as_str(), FIXTURE_ENTRY_ID);
     assert!(
-        rig.benchling
+        rig.base
+            .benchling
             .requests_to("POST", "/api/v2/exports")
             .is_empty()
     );
@@ -268,8 +248,9 @@ async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
     // The entry changes: the new version is exported.
     let mut newer = entry.clone();
     newer["modifiedAt"] = Value::from("2025-03-31T08:00:00.000001+00:00");
-    rig.benchling.add_entry(newer);
-    rig.benchling
+    rig.base.benchling.add_entry(newer);
+    rig.base
+        .benchling
         .add_download("export.zip", zip_of(&attachments()[..1]));
     send(
         export.as_ref(),
@@ -282,10 +263,13 @@ async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
         "20250331T080000.000001Z"
     );
     assert_eq!(
-        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        rig.base
+            .benchling
+            .requests_to("POST", "/api/v2/exports")
+            .len(),
         1
     );
-    worker.stop().await;
+    worker.stop().await.unwrap();
 }
 
 /// Archives that must be refused, with a piece of the reason each one must give.
@@ -354,15 +338,15 @@ async fn permanent_failures_are_dead_lettered_shown_on_the_canvas_and_write_noth
     rig.put(&neighbour, b"neighbour").await;
     let before = rig.objects().await;
     let worker = start(&rig, &[("ARCHIVE_MAX_MEMBERS", "5")]).await;
-    let export = rig.queue(&rig.export_url).await;
-    let dead_letter = rig.queue(&rig.dead_letter_url).await;
-    let canvas = rig.queue(&rig.canvas_url).await;
+    let export = rig.base.queue(&rig.export_url);
+    let dead_letter = rig.base.queue(&rig.dead_letter_url);
+    let canvas = rig.base.queue(&rig.canvas_url);
 
     let mut cases: Vec<(String, Option<TaskScript>, &str, String)> = hostile_corpus()
         .into_iter()
         .map(|(name, zip, reason)| {
             let download = format!("{}.zip", name.replace(' ', "-"));
-            rig.benchling.add_download(&download, zip);
+            rig.base.benchling.add_download(&download, zip);
             (
                 name.to_owned(),
                 Some(TaskScript::Succeed {
@@ -393,7 +377,7 @@ async fn permanent_failures_are_dead_lettered_shown_on_the_canvas_and_write_noth
 
     for (index, (name, script, entry, reason)) in cases.into_iter().enumerate() {
         if let Some(script) = script {
-            rig.benchling.push_task(script);
+            rig.base.benchling.push_task(script);
         }
         let canvas_id = format!("cnvs_{index}");
         send(
@@ -420,35 +404,41 @@ async fn permanent_failures_are_dead_lettered_shown_on_the_canvas_and_write_noth
     // One export per case: permanent failures are not retried.
     let hostile = hostile_corpus().len();
     assert_eq!(
-        rig.benchling.requests_to("POST", "/api/v2/exports").len(),
+        rig.base
+            .benchling
+            .requests_to("POST", "/api/v2/exports")
+            .len(),
         hostile + 1
     );
     assert_eq!(
-        rig.benchling
+        rig.base
+            .benchling
             .requests_to("GET", "/api/v2/entries/etr_missing")
             .len(),
         1
     );
-    let render = rig.queue(&rig.render_url).await;
+    let render = rig.base.queue(&rig.render_url);
     assert!(
         next_message(render.as_ref(), Duration::from_secs(1))
             .await
             .is_none()
     );
-    worker.stop().await;
+    worker.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn embedded_defaults_export_into_a_directory() {
     let rig = Rig::new(30, 3).await;
     let files = attachments();
-    rig.benchling.add_download("export.zip", zip_of(&files));
+    rig.base
+        .benchling
+        .add_download("export.zip", zip_of(&files));
     let buckets = tempfile::tempdir().unwrap();
     let (export, export_dead) = EmbeddedQueue::with_dead_letter("export.fifo", true);
     let (render, _) = EmbeddedQueue::with_dead_letter("render.fifo", true);
     let (canvas, _) = EmbeddedQueue::with_dead_letter("canvas.fifo", true);
     let env = Env::from_pairs([
-        ("BENCHLING_API_BASE_URL", rig.benchling.url()),
+        ("BENCHLING_API_BASE_URL", rig.base.benchling.url()),
         ("EXPORT_FIRST_POLL_MS", "10".to_owned()),
         (
             "OBJECT_STORE_DIR",
@@ -460,7 +450,7 @@ async fn embedded_defaults_export_into_a_directory() {
         config.store,
         bw_config::StoreBackend::Directory(buckets.path().to_owned())
     );
-    let worker = spawn(
+    let worker = Running::spawn(
         config,
         Connections {
             queues: bw_exporter::Queues {
@@ -468,7 +458,7 @@ async fn embedded_defaults_export_into_a_directory() {
                 render: Arc::clone(&render) as Arc<dyn Queue>,
                 canvas: canvas as Arc<dyn Queue>,
             },
-            secret: secret_watch(&rig),
+            secret: rig.base.secret(),
             buckets: Buckets::Directory(buckets.path().to_owned()),
         },
     )
@@ -479,7 +469,7 @@ async fn embedded_defaults_export_into_a_directory() {
     )
     .await;
     let job: RenderJob = next_job(render.as_ref(), Duration::from_secs(30)).await;
-    let root = buckets.path().join(&rig.bucket);
+    let root = buckets.path().join(&rig.base.bucket);
     for (name, bytes) in &files {
         let written = std::fs::read(root.join(package_key(name))).unwrap();
         assert!(written == *bytes, "{name} differs");
@@ -495,5 +485,5 @@ async fn embedded_defaults_export_into_a_directory() {
             .unwrap()
             .is_empty()
     );
-    worker.stop().await;
+    worker.stop().await.unwrap();
 }

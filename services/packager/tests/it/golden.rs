@@ -1,6 +1,6 @@
 //! Golden files: the metadata files of several entries, rendered and compared byte for byte
 //! with the files under `tests/golden/packager/` (reviewed by eye once). After an intended
-//! change, `UPDATE_GOLDEN=1 cargo test -p bw-packager --test golden` rewrites them; review the
+//! change, `UPDATE_GOLDEN=1 cargo test -p bw-packager --test it golden` rewrites them; review the
 //! diff before committing.
 
 use std::collections::HashMap;

@@ -7,28 +7,25 @@ use std::time::{Duration, Instant};
 
 use bw_canvas::athena::{AthenaOptions, PackageQuery};
 use bw_canvas::{CanvasConfig, Connections};
-use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
+use bw_config::Env;
 use bw_contracts::bookkeeping::{self, CanvasRecord, PublishedRecord};
 use bw_contracts::{
     Button, ButtonAction, CanvasAction, CanvasJob, EntryId, EventType, ExportJob, JobEnvelope,
     PackageTarget, Trigger,
 };
-use bw_queue::{OutgoingMessage, Queue, SqsQueue};
-use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, RecordedRequest, secret_json};
-use bw_store::Buckets;
+use bw_queue::{OutgoingMessage, Queue};
+use bw_standin::benchling::{FIXTURE_ENTRY_ID, RecordedRequest};
 use bw_testkit::moto::Moto;
+use bw_testkit::rig::{RunningService, ServiceRig};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 const CLIENT_ID: &str = "canvas-client";
 const CLIENT_SECRET: &str = "canvas-secret-DO-NOT-LOG";
 const PACKAGE: &str = "benchling/EXP25000007";
 
 struct Rig {
-    moto: &'static Moto,
+    base: ServiceRig,
     sqs: aws_sdk_sqs::Client,
-    bucket: String,
     canvas: Arc<dyn Queue>,
     canvas_url: String,
     canvas_dead_letter: Arc<dyn Queue>,
@@ -36,19 +33,16 @@ struct Rig {
     events: Arc<dyn Queue>,
     events_url: String,
     events_dead_letter: Arc<dyn Queue>,
-    benchling: BenchlingStandIn,
     athena: Option<aws_sdk_athena::Client>,
     started: chrono::DateTime<chrono::Utc>,
-    _secret_dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
+    _service: RunningService<bw_canvas::RunError>,
 }
 
 impl Rig {
     /// A running canvas worker; `athena` names a workgroup to run linked-package queries in.
     async fn start(athena: Option<&str>) -> Self {
-        let moto = Moto::shared();
-        let bucket = Moto::unique_name("canvas");
-        moto.create_bucket(&bucket).await;
+        let base = ServiceRig::new("canvas", CLIENT_ID, CLIENT_SECRET).await;
+        let moto = base.moto;
         let (canvas_url, canvas_dead_letter) = moto
             .create_queue_with_dead_letter(&Moto::unique_name("canvas"), true, 30, 3)
             .await;
@@ -58,14 +52,8 @@ impl Rig {
         let (events_url, events_dead_letter) = moto
             .create_queue_with_dead_letter(&Moto::unique_name("package-events"), false, 30, 3)
             .await;
-        let sqs = moto.sqs_client().await;
-        let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
-        let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
-        let dir = tempfile::tempdir().unwrap();
-        let secret_path = dir.path().join("secret.json");
-        std::fs::write(&secret_path, secret_json(CLIENT_ID, CLIENT_SECRET, &bucket)).unwrap();
         let config = CanvasConfig::from_env(Env::from_pairs([
-            ("BENCHLING_API_BASE_URL", benchling.url()),
+            ("BENCHLING_API_BASE_URL", base.benchling.url()),
             ("BENCHLING_RETRY_INITIAL_MS", "20".to_owned()),
             ("QUILT_WEB_HOST", "catalog.example.com".to_owned()),
             // moto holds a FIFO group busy for a whole long poll begun while one of its
@@ -73,8 +61,10 @@ impl Rig {
             ("RECEIVE_WAIT_SECS", "1".to_owned()),
         ]))
         .unwrap();
-        let sdk = moto.sdk_config().await;
-        let athena_client = athena.map(|_| aws_sdk_athena::Client::new(&sdk));
+        let athena_client = match athena {
+            Some(_) => Some(aws_sdk_athena::Client::new(&moto.sdk_config().await)),
+            None => None,
+        };
         let query = match (athena, &athena_client) {
             (Some(workgroup), Some(client)) => {
                 client
@@ -93,47 +83,34 @@ impl Rig {
         };
         let connections = Connections {
             queues: bw_canvas::Queues {
-                canvas: queue(&canvas_url),
-                export: queue(&export_url),
-                package_events: Some(queue(&events_url)),
+                canvas: base.queue(&canvas_url),
+                export: base.queue(&export_url),
+                package_events: Some(base.queue(&events_url)),
             },
-            secret: SecretWatch::connect(
-                Some(&SecretSource::File(secret_path)),
-                None,
-                SecretWatchOptions::default(),
-            ),
-            buckets: Buckets::S3(bw_store::s3_client(&sdk)),
+            secret: base.secret(),
+            buckets: base.buckets().await,
             query,
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(async move {
-            bw_worker::run(&config, connections, listener, stopped)
-                .await
-                .unwrap();
-        });
+        let service = RunningService::spawn(config, connections).await;
         Self {
-            moto,
-            bucket,
-            canvas: queue(&canvas_url),
+            canvas: base.queue(&canvas_url),
             canvas_url,
-            canvas_dead_letter: queue(&canvas_dead_letter),
-            export: queue(&export_url),
-            events: queue(&events_url),
-            events_url: events_url.clone(),
-            events_dead_letter: queue(&events_dead_letter),
-            sqs,
-            benchling,
+            canvas_dead_letter: base.queue(&canvas_dead_letter),
+            export: base.queue(&export_url),
+            events: base.queue(&events_url),
+            events_url,
+            events_dead_letter: base.queue(&events_dead_letter),
+            sqs: moto.sqs_client().await,
             athena: athena_client,
             started: chrono::Utc::now(),
-            _secret_dir: dir,
-            stop,
+            base,
+            _service: service,
         }
     }
 
     /// Registers the entry's canvas in the stand-in.
     fn add_canvas(&self, id: &str) {
-        self.benchling.add_canvas(json!({
+        self.base.benchling.add_canvas(json!({
             "id": id,
             "featureId": "quilt_entry",
             "resourceId": FIXTURE_ENTRY_ID,
@@ -181,7 +158,7 @@ impl Rig {
     async fn nth(&self, method: &str, path: &str, count: usize) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let requests: Vec<RecordedRequest> = self.benchling.requests_to(method, path);
+            let requests: Vec<RecordedRequest> = self.base.benchling.requests_to(method, path);
             if let Some(request) = requests.get(count - 1) {
                 return request.json().expect("a JSON body");
             }
@@ -196,7 +173,7 @@ impl Rig {
 
     /// Requests of `method` so far whose path starts with `path`.
     fn count(&self, method: &str, path: &str) -> usize {
-        self.benchling.requests_to(method, path).len()
+        self.base.benchling.requests_to(method, path).len()
     }
 
     async fn patch(&self, canvas: &str, count: usize) -> Value {
@@ -205,13 +182,17 @@ impl Rig {
     }
 
     async fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
-        self.moto.put_object(&self.bucket, key, body.into()).await;
+        self.base
+            .moto
+            .put_object(&self.base.bucket, key, body.into())
+            .await;
     }
 
     async fn record(&self) -> CanvasRecord {
         let bytes = self
+            .base
             .moto
-            .get_object(&self.bucket, &bookkeeping::canvas_key(&entry()))
+            .get_object(&self.base.bucket, &bookkeeping::canvas_key(&entry()))
             .await
             .expect("a canvas record");
         serde_json::from_slice(&bytes).unwrap()
@@ -224,13 +205,13 @@ impl Rig {
         for i in 0..files {
             lines.push(json!({
                 "logical_key": format!("data/part-{i:02}.csv"),
-                "physical_keys": [format!("s3://{}/{PACKAGE}/data/part-{i:02}.csv", self.bucket)],
+                "physical_keys": [format!("s3://{}/{PACKAGE}/data/part-{i:02}.csv", self.base.bucket)],
                 "size": 1000 + i,
             }));
         }
         lines.push(json!({
             "logical_key": "entry.json",
-            "physical_keys": [format!("s3://{}/{PACKAGE}/entry.json?versionId=1", self.bucket)],
+            "physical_keys": [format!("s3://{}/{PACKAGE}/entry.json?versionId=1", self.base.bucket)],
             "size": 100,
         }));
         let manifest: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -302,12 +283,6 @@ impl Rig {
         .iter()
         .map(|name| map[name].parse::<u64>().unwrap())
         .sum()
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 
@@ -407,7 +382,11 @@ async fn an_initialized_canvas_is_created_once_and_remembered() {
     // The record keeps the canvas created.
     let key = bookkeeping::canvas_key(&entry());
     eventually("no canvas record", || async {
-        rig.moto.get_object(&rig.bucket, &key).await.is_some()
+        rig.base
+            .moto
+            .get_object(&rig.base.bucket, &key)
+            .await
+            .is_some()
     })
     .await;
     let canvas = rig
@@ -496,7 +475,8 @@ async fn an_update_click_that_fails_for_good_shows_the_failure() {
     let rig = Rig::start(None).await;
     rig.add_canvas("cnvs_1");
     // Benchling refuses the entry look-up of the click once.
-    rig.benchling
+    rig.base
+        .benchling
         .inject(bw_standin::benchling::Fault::Status(400), 1);
     rig.click("cnvs_1", ButtonAction::Update, 0).await;
     let shown_failure = rig.patch("cnvs_1", 1).await;
@@ -582,7 +562,8 @@ async fn a_deleted_canvas_is_forgotten_and_not_retried() {
     assert_eq!(rig.record().await.canvas_id.unwrap().as_str(), "cnvs_live");
 
     // The user removed the canvas from the entry; the packager's notice still names it.
-    rig.benchling
+    rig.base
+        .benchling
         .inject(bw_standin::benchling::Fault::Status(404), 1);
     rig.send(
         None,
@@ -647,10 +628,10 @@ async fn package_events_refresh_the_canvas_and_skip_what_is_not_ours() {
     };
     for body in [
         event("someone-elses-bucket", PACKAGE, "bbbb"),
-        event(&rig.bucket, "team/other", "bbbb"),
-        event(&rig.bucket, PACKAGE, "aaaa-stale"),
+        event(&rig.base.bucket, "team/other", "bbbb"),
+        event(&rig.base.bucket, PACKAGE, "aaaa-stale"),
         "{\"detail\": 42}".to_owned(),
-        event(&rig.bucket, PACKAGE, "bbbb"),
+        event(&rig.base.bucket, PACKAGE, "bbbb"),
     ] {
         rig.events.send(OutgoingMessage::new(body)).await.unwrap();
     }
@@ -682,7 +663,7 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
     let workgroup = Moto::unique_name("canvas-wg");
     let rig = Rig::start(Some(&workgroup)).await;
     rig.add_canvas("cnvs_1");
-    seed_linked(rig.moto).await;
+    seed_linked(rig.base.moto).await;
     rig.send(Some("cnvs_1"), CanvasAction::Render, 0).await;
     let main = rig.patch("cnvs_1", 1).await;
     let (markdown, buttons) = shown(&main);
@@ -706,7 +687,7 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
     assert_eq!(rig.queries(&workgroup).await, 1);
 
     // A new revision runs the query again.
-    seed_linked(rig.moto).await;
+    seed_linked(rig.base.moto).await;
     rig.send(Some("cnvs_1"), CanvasAction::Refresh, 3).await;
     rig.patch("cnvs_1", 4).await;
     assert_eq!(rig.queries(&workgroup).await, 2);

@@ -5,40 +5,34 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bw_config::{Env, SecretSource, SecretWatch, SecretWatchOptions};
+use bw_config::Env;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{
     CanvasAction, CanvasJob, EventType, FileList, Job, JobEnvelope, PackageFile, RenderJob, Trigger,
 };
 use bw_packager::{Connections, PackagerConfig, Readme};
-use bw_queue::{OutgoingMessage, Queue, ReceivedMessage, SqsQueue};
-use bw_standin::benchling::{BenchlingStandIn, ENTRY_FIXTURE, secret_json};
-use bw_store::Buckets;
+use bw_queue::{OutgoingMessage, Queue, ReceivedMessage};
+use bw_standin::benchling::ENTRY_FIXTURE;
 use bw_testkit::moto::Moto;
+use bw_testkit::rig::{RunningService, ServiceRig};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 const CLIENT_ID: &str = "packager-client";
 const CLIENT_SECRET: &str = "packager-secret-DO-NOT-LOG";
 
 struct Rig {
-    moto: &'static Moto,
-    bucket: String,
+    base: ServiceRig,
     render: Arc<dyn Queue>,
     render_dead_letter: Arc<dyn Queue>,
     canvas: Arc<dyn Queue>,
     packager: Arc<dyn Queue>,
-    benchling: BenchlingStandIn,
-    _secret_dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
+    _service: RunningService<bw_packager::RunError>,
 }
 
 impl Rig {
     async fn start() -> Self {
-        let moto = Moto::shared();
-        let bucket = Moto::unique_name("packager");
-        moto.create_bucket(&bucket).await;
+        let base = ServiceRig::new("packager", CLIENT_ID, CLIENT_SECRET).await;
+        let moto = base.moto;
         let canvas = moto
             .create_queue(&Moto::unique_name("canvas"), true, 30, None)
             .await;
@@ -48,59 +42,44 @@ impl Rig {
         let packager = moto
             .create_queue(&Moto::unique_name("quilt-packager"), false, 30, None)
             .await;
-        let sqs = moto.sqs_client().await;
-        let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
-        let benchling = BenchlingStandIn::start(CLIENT_ID, CLIENT_SECRET);
-        benchling.add_entity("custom_entity", "bfi_AbC", "Strain 7");
-        let dir = tempfile::tempdir().unwrap();
-        let secret_path = dir.path().join("secret.json");
-        std::fs::write(&secret_path, secret_json(CLIENT_ID, CLIENT_SECRET, &bucket)).unwrap();
+        base.benchling
+            .add_entity("custom_entity", "bfi_AbC", "Strain 7");
         let config = PackagerConfig::from_env(Env::from_pairs([
-            ("BENCHLING_API_BASE_URL", benchling.url()),
+            ("BENCHLING_API_BASE_URL", base.benchling.url()),
             ("BENCHLING_RETRY_INITIAL_MS", "20".to_owned()),
             ("WORKER_CONCURRENCY", "2".to_owned()),
         ]))
         .unwrap();
         let connections = Connections {
             queues: bw_packager::Queues {
-                render: queue(&render),
-                canvas: queue(&canvas),
-                packager: queue(&packager),
+                render: base.queue(&render),
+                canvas: base.queue(&canvas),
+                packager: base.queue(&packager),
             },
-            secret: SecretWatch::connect(
-                Some(&SecretSource::File(secret_path)),
-                None,
-                SecretWatchOptions::default(),
-            ),
-            buckets: Buckets::S3(bw_store::s3_client(&moto.sdk_config().await)),
+            secret: base.secret(),
+            buckets: base.buckets().await,
             readme: Readme::built_in(),
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(async move {
-            bw_worker::run(&config, connections, listener, stopped)
-                .await
-                .unwrap();
-        });
+        let service = RunningService::spawn(config, connections).await;
         Self {
-            moto,
-            bucket,
-            render: queue(&render),
-            render_dead_letter: queue(&render_dead_letter),
-            canvas: queue(&canvas),
-            packager: queue(&packager),
-            benchling,
-            _secret_dir: dir,
-            stop,
+            render: base.queue(&render),
+            render_dead_letter: base.queue(&render_dead_letter),
+            canvas: base.queue(&canvas),
+            packager: base.queue(&packager),
+            base,
+            _service: service,
         }
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) {
-        self.moto.put_object(&self.bucket, key, body).await;
+        self.base
+            .moto
+            .put_object(&self.base.bucket, key, body)
+            .await;
     }
 
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.moto.get_object(&self.bucket, key).await
+        self.base.moto.get_object(&self.base.bucket, key).await
     }
 
     /// Stores the claim check of the fixture entry, with one linked entity, and returns the
@@ -120,7 +99,7 @@ impl Rig {
             entry_id,
             display_id: "EXP25000007".into(),
             modified_at,
-            bucket: self.bucket.clone(),
+            bucket: self.base.bucket.clone(),
             package_prefix: "benchling/EXP25000007".into(),
             entry_key,
             files,
@@ -134,12 +113,6 @@ impl Rig {
                 user_id: None,
             },
         }
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 
@@ -203,8 +176,8 @@ async fn a_render_job_writes_the_metadata_and_announces_the_version_once() {
     assert_eq!(
         body,
         json!({
-            "source_prefix": format!("s3://{}/benchling/EXP25000007/", rig.bucket),
-            "registry": rig.bucket,
+            "source_prefix": format!("s3://{}/benchling/EXP25000007/", rig.base.bucket),
+            "registry": rig.base.bucket,
             "package_name": "benchling/EXP25000007",
             "metadata_uri": "entry.json",
             "commit_message": "Benchling v2.entry.updated.fields at 2025-03-30T23:37:23.000000Z",
@@ -243,7 +216,8 @@ async fn a_render_job_writes_the_metadata_and_announces_the_version_once() {
         "the claim check outlived the announcement"
     );
     assert_eq!(
-        rig.benchling
+        rig.base
+            .benchling
             .requests_to("GET", "/api/v2/custom-entities:bulk-get")
             .len(),
         1
@@ -345,7 +319,8 @@ async fn a_missing_claim_check_is_dead_lettered_and_shown_on_the_canvas() {
 #[tokio::test]
 async fn a_failed_name_look_up_leaves_names_empty_and_the_job_succeeds() {
     let rig = Rig::start().await;
-    rig.benchling
+    rig.base
+        .benchling
         .inject(bw_standin::benchling::Fault::Status(400), 1);
     let job = rig
         .exported(FileList::Inline { files: files(1) }, "msg_names")
