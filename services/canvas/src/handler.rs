@@ -238,12 +238,13 @@ impl CanvasHandler {
                     size,
                 } => self.metadata(scene, package, *page, *size).await,
             },
-            CanvasAction::Published { .. } | CanvasAction::Refresh => {
-                self.main_view(scene, true).await?
-            }
-            CanvasAction::Create | CanvasAction::Render | CanvasAction::ExportFailed { .. } => {
-                self.main_view(scene, false).await?
-            }
+            // A new canvas, a new version and a new revision query afresh: a result cached
+            // before them (even one rendered with no canvas to show it) may predate a link.
+            CanvasAction::Create
+            | CanvasAction::Render
+            | CanvasAction::Published { .. }
+            | CanvasAction::Refresh => self.main_view(scene, true).await?,
+            CanvasAction::ExportFailed { .. } => self.main_view(scene, false).await?,
             CanvasAction::AppHome => unreachable!("handled before the entry is resolved"),
         };
         let blocks = serde_json::to_value(blocks).expect("blocks serialize");

@@ -693,6 +693,33 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
     assert_eq!(rig.queries(&workgroup).await, 2);
 }
 
+#[tokio::test]
+async fn a_new_canvas_queries_athena_afresh_even_within_the_cache_time() {
+    let workgroup = Moto::unique_name("canvas-wg");
+    let rig = Rig::start(Some(&workgroup)).await;
+    // The entry is published before it has a canvas: its main view is rendered (and its linked
+    // packages, none yet, looked up) with nowhere to show it.
+    let published_at = rig.started;
+    rig.send(None, CanvasAction::Published { published_at }, 0)
+        .await;
+    eventually("the published notice ran no query", || async {
+        rig.queries(&workgroup).await == 1
+    })
+    .await;
+    rig.settled().await;
+
+    // Then a package links the entry, and Benchling asks for the entry's canvas at once.
+    seed_linked(rig.base.moto).await;
+    rig.send(None, CanvasAction::Create, 1).await;
+    let created = rig.nth("POST", "/api/v2/app-canvases", 1).await;
+    let (markdown, _) = shown(&created);
+    assert!(
+        markdown.contains("* [team/assay-7]"),
+        "the new canvas lists the cached, stale result: {markdown}"
+    );
+    assert_eq!(rig.queries(&workgroup).await, 2);
+}
+
 /// Queues one query result in moto: the entry's own package and a linked one.
 async fn seed_linked(moto: &Moto) {
     let meta = r#"{"experiment_id":"EXP25000007"}"#;
