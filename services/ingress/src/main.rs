@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bw_config::{Env, SecretState};
+use bw_config::Env;
 use bw_ingress::{Ingress, IngressConfig};
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -26,24 +26,10 @@ fn main() -> anyhow::Result<ExitCode> {
         .context("starting the runtime")?;
     let result = runtime.block_on(async {
         let (queues, secret) = bw_ingress::connect(&config).await;
-        let mut secret_changes = secret.subscribe();
+        bw_telemetry::follow_secret_log_level(&secret);
         let ingress =
             Ingress::start(config, queues, secret, true).context("binding the HTTP port")?;
-        let apply_log_level = !telemetry.log_level_from_env();
-        let server = ingress.run();
-        tokio::pin!(server);
-        loop {
-            tokio::select! {
-                result = &mut server => break result.context("serving"),
-                Ok(()) = secret_changes.changed(), if apply_log_level => {
-                    if let SecretState::Ready(secret) = &*secret_changes.borrow_and_update()
-                        && let Err(e) = telemetry.set_log_level(&secret.log_level)
-                    {
-                        tracing::warn!(error = %e, "ignoring the secret's log_level");
-                    }
-                }
-            }
-        }
+        ingress.run().await.context("serving")
     });
     tracing::info!("ingress stopped");
     telemetry.shutdown();

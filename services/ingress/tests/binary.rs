@@ -279,6 +279,30 @@ fn spans_are_exported_with_the_trace_id_the_job_carries_and_logs_hold_no_secrets
 }
 
 #[test]
+fn the_secrets_log_level_is_applied() {
+    let port = free_port();
+    let mut secret: serde_json::Value = serde_json::from_str(&secret_text(false)).unwrap();
+    secret["log_level"] = "DEBUG".into();
+    let path =
+        std::env::temp_dir().join(format!("bw-ingress-bin-{}-debug.json", std::process::id()));
+    std::fs::write(&path, secret.to_string()).unwrap();
+    let child = spawn(
+        port,
+        &[("BenchlingSecret", format!("file:{}", path.display()))],
+    );
+    wait_until_up(port, "/health/ready");
+    terminate(&child);
+    let (status, text) = output(child);
+    std::fs::remove_file(path).unwrap();
+    assert!(status.success(), "{status}: {text}");
+    let changed = text
+        .lines()
+        .find(|line| line.contains("log level changed"))
+        .unwrap_or_else(|| panic!("the secret's log_level was not applied: {text}"));
+    assert!(changed.contains("debug"), "{changed}");
+}
+
+#[test]
 fn the_health_flag_follows_readiness_and_reads_only_port() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let moto = Moto::shared();

@@ -16,4 +16,4 @@ mod subscriber;
 pub use config::{LogFormat, TelemetryConfig, UnknownLogFormat};
 pub use error::TelemetryError;
 pub use propagation::{current_traceparent, set_parent, trace_id_of};
-pub use subscriber::{Telemetry, init};
+pub use subscriber::{Telemetry, follow_secret_log_level, init};

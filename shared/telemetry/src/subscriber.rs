@@ -1,6 +1,10 @@
 //! The global tracing subscriber: filtered log lines plus OpenTelemetry spans.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bw_config::{SecretState, SecretWatch};
 
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -55,6 +59,10 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|_| TelemetryError::AlreadyInitialized)?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    if config.log_level.is_none() {
+        // Only one subscriber is ever installed, so this is set at most once.
+        let _ = SECRET_LOG_LEVEL.set(handle.clone());
+    }
     Ok(Telemetry {
         provider: Some(provider),
         filter: handle,
@@ -70,11 +78,7 @@ impl Telemetry {
     /// [`TelemetryError::InvalidLogLevel`] when `level` cannot be parsed; the filter in
     /// force is then unchanged.
     pub fn set_log_level(&self, level: &str) -> Result<(), TelemetryError> {
-        let filter = log_filter(level)?;
-        let directives = filter.to_string();
-        self.filter.reload(filter)?;
-        tracing::info!(log_level = %directives, "log level changed");
-        Ok(())
+        reload_filter(&self.filter, level)
     }
 
     /// Whether `LOG_LEVEL` was set. The operator's variable wins, so a service applies the
@@ -101,6 +105,57 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         self.stop_export();
     }
+}
+
+/// The installed filter, when the secret may set it (`LOG_LEVEL` was not set).
+static SECRET_LOG_LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Whether a task already follows the secret's `log_level`.
+static FOLLOWING: AtomicBool = AtomicBool::new(false);
+
+/// Applies the Benchling secret's `log_level` now and whenever a refreshed secret changes it,
+/// in whichever service calls it first (every service calls it where its secret is opened, so
+/// the services sharing one process share one follower). Does nothing when `LOG_LEVEL` was set
+/// (the operator's variable wins) or when [`init`] did not install the subscriber. A level that
+/// does not parse is logged and the level in force kept. Call it on a Tokio runtime.
+pub fn follow_secret_log_level(secret: &SecretWatch) {
+    let Some(handle) = SECRET_LOG_LEVEL.get() else {
+        return;
+    };
+    if FOLLOWING.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let handle = handle.clone();
+    let mut changes = secret.subscribe();
+    tokio::spawn(async move {
+        let mut applied: Option<String> = None;
+        loop {
+            let level = match &*changes.borrow_and_update() {
+                SecretState::Ready(secret) => Some(secret.log_level.clone()),
+                _ => None,
+            };
+            if let Some(level) = level.filter(|l| applied.as_ref() != Some(l)) {
+                if let Err(e) = reload_filter(&handle, &level) {
+                    tracing::warn!(error = %e, "ignoring the secret's log_level");
+                }
+                applied = Some(level);
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn reload_filter(
+    handle: &reload::Handle<EnvFilter, Registry>,
+    level: &str,
+) -> Result<(), TelemetryError> {
+    let filter = log_filter(level)?;
+    let directives = filter.to_string();
+    handle.reload(filter)?;
+    tracing::info!(log_level = %directives, "log level changed");
+    Ok(())
 }
 
 fn log_filter(level: &str) -> Result<EnvFilter, TelemetryError> {

@@ -130,6 +130,7 @@ pub async fn serve(
         "worker service starting"
     );
     tokio::spawn(serve_probes(listener, Arc::new(readiness), stop.clone()));
+    bw_telemetry::follow_secret_log_level(&secret);
     if secret.secret().is_none() {
         tracing::info!("waiting for the Benchling secret before consuming");
     }

@@ -7,10 +7,12 @@ use std::io::Read as _;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{CLIENT_SECRET, PKG_PREFIX, Rig, export_job, next_job, next_message, send};
+use crate::common::{
+    CLIENT_ID, CLIENT_SECRET, PKG_PREFIX, Rig, export_job, next_job, next_message, send,
+};
 use bw_contracts::RenderJob;
 use bw_standin::archive::{build, stored};
-use bw_standin::benchling::FIXTURE_ENTRY_ID;
+use bw_standin::benchling::{FIXTURE_ENTRY_ID, secret_json};
 use bw_standin::stub::free_port;
 use bw_testkit::sample::pattern;
 
@@ -205,6 +207,57 @@ async fn a_worker_killed_mid_upload_is_finished_by_the_next_one() {
     for output in [&first_output, &second_output] {
         assert!(!logs(output).contains(CLIENT_SECRET));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secrets_log_level_applies_unless_log_level_is_set() {
+    let rig = Rig::new(30, 5).await;
+    let mut secret: serde_json::Value =
+        serde_json::from_str(&secret_json(CLIENT_ID, CLIENT_SECRET, &rig.base.bucket)).unwrap();
+    secret["log_level"] = "DEBUG".into();
+    let path = rig.base.secret_path.with_file_name("debug-secret.json");
+    std::fs::write(&path, secret.to_string()).unwrap();
+    let source = format!("file:{}", path.display());
+    let (from_secret, from_env) = (free_port(), free_port());
+    let mut secret_wins = KillOnDrop(spawn(
+        &rig,
+        from_secret,
+        &[("BenchlingSecret", source.as_str())],
+    ));
+    let mut variable_wins = KillOnDrop(spawn(
+        &rig,
+        from_env,
+        &[("BenchlingSecret", source.as_str()), ("LOG_LEVEL", "info")],
+    ));
+    // Read as they are written: at DEBUG a worker fills a pipe left unread and stalls.
+    let drain = |worker: &mut KillOnDrop| {
+        let mut stdout = worker.0.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        })
+    };
+    let (secret_out, env_out) = (drain(&mut secret_wins), drain(&mut variable_wins));
+    assert!(
+        ready(from_secret).await,
+        "the first worker never became ready"
+    );
+    assert!(
+        ready(from_env).await,
+        "the second worker never became ready"
+    );
+    drop((secret_wins, variable_wins));
+    let (secret_logs, env_logs) = (secret_out.join().unwrap(), env_out.join().unwrap());
+    let changed = secret_logs
+        .lines()
+        .find(|line| line.contains("log level changed"))
+        .unwrap_or_else(|| panic!("the secret's log_level was not applied: {secret_logs}"));
+    assert!(changed.contains("debug"), "{changed}");
+    assert!(
+        !env_logs.contains("log level changed"),
+        "the secret overrode LOG_LEVEL: {env_logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
