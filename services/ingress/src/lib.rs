@@ -105,8 +105,9 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// Binds and starts serving on the current tokio runtime. With `os_signals`, SIGTERM and
-    /// SIGINT stop the server gracefully (stop accepting, finish in-flight requests).
+    /// Binds and starts serving on the current tokio runtime. With `os_signals`, SIGTERM stops
+    /// the server gracefully (stop accepting, finish in-flight requests within the shutdown
+    /// timeout); SIGINT and SIGQUIT stop it at once, as actix-web handles them.
     pub fn start(
         config: IngressConfig,
         queues: Queues,

@@ -19,5 +19,5 @@ pub use job::{
     CanvasAction, CanvasJob, ExportJob, FileList, Job, JobEnvelope, JobError, PackageFile,
     RenderJob, Trigger,
 };
-pub use queue::QueueName;
+pub use queue::{QueueKind, QueueName};
 pub use webhook::{EventType, Message, PayloadError, Webhook};

@@ -12,36 +12,50 @@ pub struct QueueName {
     pub name: &'static str,
     /// The environment variable holding the SQS queue URL.
     pub url_var: &'static str,
-    /// FIFO: jobs of one group run one at a time, in order, deduplicated.
-    pub fifo: bool,
+    /// Which kind of SQS queue it must be.
+    pub kind: QueueKind,
+}
+
+/// The kind of SQS queue a [`QueueName`] must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueKind {
+    /// FIFO (a URL ending in `.fifo`): jobs of one group run one at a time, in order, deduplicated.
+    Fifo,
+    /// Standard (a URL not ending in `.fifo`), as EventBridge targets are.
+    Standard,
+    /// Either: a queue another stack owns, which the services adapt to.
+    Either,
 }
 
 impl QueueName {
     /// Export jobs: from the ingress and the canvas worker to the exporter.
-    pub const EXPORT: Self = Self::fifo("export.fifo", "EXPORT_QUEUE_URL");
+    pub const EXPORT: Self = Self::new("export.fifo", "EXPORT_QUEUE_URL", QueueKind::Fifo);
     /// Render jobs: from the exporter to the packager.
-    pub const RENDER: Self = Self::fifo("render.fifo", "RENDER_QUEUE_URL");
+    pub const RENDER: Self = Self::new("render.fifo", "RENDER_QUEUE_URL", QueueKind::Fifo);
     /// Canvas jobs: from the ingress, the exporter and the packager to the canvas worker.
-    pub const CANVAS: Self = Self::fifo("canvas.fifo", "CANVAS_QUEUE_URL");
-    /// Quilt's packager queue, which the packager announces each package version to.
-    pub const QUILT_PACKAGER: Self = Self::standard("quilt-packager", "PACKAGER_SQS_URL");
+    pub const CANVAS: Self = Self::new("canvas.fifo", "CANVAS_QUEUE_URL", QueueKind::Fifo);
+    /// Quilt's packager queue, which the packager announces each package version to (standard,
+    /// or FIFO when Quilt's stack made it so).
+    pub const QUILT_PACKAGER: Self =
+        Self::new("quilt-packager", "PACKAGER_SQS_URL", QueueKind::Either);
     /// Quilt's package events (EventBridge `package-revision`), read by the canvas worker.
-    pub const PACKAGE_EVENTS: Self = Self::standard("package-events", "PACKAGE_EVENT_QUEUE_URL");
+    pub const PACKAGE_EVENTS: Self = Self::new(
+        "package-events",
+        "PACKAGE_EVENT_QUEUE_URL",
+        QueueKind::Standard,
+    );
 
-    const fn fifo(name: &'static str, url_var: &'static str) -> Self {
+    const fn new(name: &'static str, url_var: &'static str, kind: QueueKind) -> Self {
         Self {
             name,
             url_var,
-            fifo: true,
+            kind,
         }
     }
 
-    const fn standard(name: &'static str, url_var: &'static str) -> Self {
-        Self {
-            name,
-            url_var,
-            fifo: false,
-        }
+    /// Whether it is a FIFO queue.
+    pub fn is_fifo(&self) -> bool {
+        self.kind == QueueKind::Fifo
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bw_config::{AwsResource, Env, FieldError};
-use bw_contracts::QueueName;
+use bw_contracts::{QueueKind, QueueName};
 
 use crate::{EmbeddedOptions, EmbeddedQueue, Queue, SqsQueue};
 
@@ -22,16 +22,21 @@ impl QueueBackend {
     /// Reads the SQS URLs of a service's queues: every one of `required` (all set for SQS,
     /// none for in-process queues) and those of `optional` that are set, which need the
     /// required ones beside them. Records an error in `env` naming each URL that is missing
-    /// from a partial set, set without the required ones, not an http(s) URL, or not a `.fifo`
-    /// queue where order matters.
+    /// from a partial set, set without the required ones, not an http(s) URL, or not of the queue's
+    /// [`QueueKind`].
     pub fn from_env(env: &Env, required: &[QueueName], optional: &[QueueName]) -> Self {
         let read = |queue: &QueueName| {
             let url = env.http_url(queue.url_var)?;
-            if queue.fifo && !url.ends_with(".fifo") {
-                env.record(FieldError::invalid(
+            match queue.kind {
+                QueueKind::Fifo if !url.ends_with(".fifo") => env.record(FieldError::invalid(
                     queue.url_var,
                     "must be a FIFO queue (name ending in .fifo): jobs for one entry or canvas must run in order",
-                ));
+                )),
+                QueueKind::Standard if url.ends_with(".fifo") => env.record(FieldError::invalid(
+                    queue.url_var,
+                    "must be a standard queue (name not ending in .fifo): EventBridge fills it",
+                )),
+                _ => {}
             }
             Some((*queue, url))
         };
@@ -152,7 +157,7 @@ impl QueueOpener {
     fn open_embedded(&self, queue: QueueName) -> Arc<dyn Queue> {
         let mut embedded = self.embedded.lock().unwrap_or_else(PoisonError::into_inner);
         let opened = embedded.entry(queue).or_insert_with(|| {
-            if queue.fifo {
+            if queue.is_fifo() {
                 EmbeddedQueue::with_dead_letter(queue.name, true).0
             } else {
                 EmbeddedQueue::new(EmbeddedOptions::new(queue.name))
@@ -220,6 +225,24 @@ mod tests {
         let error = env.finish(()).unwrap_err().to_string();
         assert!(
             error.contains("EXPORT_QUEUE_URL") && error.contains(".fifo"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_fifo_queue_where_a_standard_one_is_fed_is_refused() {
+        let export = format!("{URL}export.fifo");
+        let canvas = format!("{URL}canvas.fifo");
+        let events = format!("{URL}events.fifo");
+        let env = env(&[
+            ("EXPORT_QUEUE_URL", &export),
+            ("CANVAS_QUEUE_URL", &canvas),
+            ("PACKAGE_EVENT_QUEUE_URL", &events),
+        ]);
+        QueueBackend::from_env(&env, &REQUIRED, &[QueueName::PACKAGE_EVENTS]);
+        let error = env.finish(()).unwrap_err().to_string();
+        assert!(
+            error.contains("PACKAGE_EVENT_QUEUE_URL") && error.contains("standard"),
             "{error}"
         );
     }

@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use backend::{QueueBackend, QueueOpener};
 pub use batch::{BatchOptions, Batcher};
-pub use bw_contracts::QueueName;
+pub use bw_contracts::{QueueKind, QueueName};
 pub use embedded::{EmbeddedOptions, EmbeddedQueue};
 pub use sqs::SqsQueue;
 
