@@ -131,6 +131,9 @@ struct Scene<'a> {
     package: String,
     /// The entry's canvas record, with this job's changes.
     record: CanvasRecord,
+    /// A new canvas for an entry never published: its export is queued at once, as if "Update
+    /// Package" had been clicked, so inserting the canvas creates the package.
+    export_first: bool,
 }
 
 impl Scene<'_> {
@@ -186,6 +189,15 @@ impl CanvasHandler {
             CanvasAction::Published { .. } => record.update_requested_at = None,
             _ => {}
         }
+        let export_first = matches!(job.action, CanvasAction::Create | CanvasAction::Render)
+            && record.update_requested_at.is_none()
+            && record::published_at(store.as_ref(), &entry)
+                .await
+                .map_err(record_error(&entry))?
+                .is_none();
+        if export_first {
+            record.update_requested_at = Some(job.trigger.occurred_at);
+        }
         let display_id = self.display_id(&entry).await?;
         let scene = Scene {
             package: format!("{}/{display_id}", secret.pkg_prefix),
@@ -195,6 +207,7 @@ impl CanvasHandler {
             entry,
             display_id,
             record,
+            export_first,
         };
         let outcome = self.show(&scene).await;
         let mut record = scene.record;
@@ -240,6 +253,10 @@ impl CanvasHandler {
             },
             // A new canvas, a new version and a new revision query afresh: a result cached
             // before them (even one rendered with no canvas to show it) may predate a link.
+            CanvasAction::Create | CanvasAction::Render if scene.export_first => {
+                self.request_export(scene).await?;
+                canvas.updating()
+            }
             CanvasAction::Create
             | CanvasAction::Render
             | CanvasAction::Published { .. }
@@ -339,7 +356,8 @@ impl CanvasHandler {
         Ok(found.display_id)
     }
 
-    /// Sends the export job "Update Package" asks for; the canvas then shows "Updating…".
+    /// Sends the export job "Update Package" (or a new canvas of an unpublished entry) asks
+    /// for; the canvas then shows "Updating…".
     async fn request_export(&self, scene: &Scene<'_>) -> Result<(), JobError> {
         let job = ExportJob {
             entry_id: scene.entry.clone(),

@@ -198,6 +198,21 @@ impl Rig {
         serde_json::from_slice(&bytes).unwrap()
     }
 
+    /// Records that the packager announced the entry at `published_at`.
+    async fn record_published(&self, published_at: chrono::DateTime<chrono::Utc>) {
+        let record = PublishedRecord {
+            entry_id: entry(),
+            modified_at: self.started,
+            package_name: PACKAGE.to_owned(),
+            published_at,
+        };
+        self.put(
+            &bookkeeping::published_key(&entry()),
+            serde_json::to_vec(&record).unwrap(),
+        )
+        .await;
+    }
+
     /// Writes a package revision in the Quilt registry layout: `files` data files and an
     /// `entry.json` naming the entry and `canvas`.
     async fn publish_package(&self, top_hash: &str, files: usize, canvas: Option<&str>) {
@@ -362,6 +377,7 @@ async fn next_within(queue: &dyn Queue, wait: Duration) -> Option<String> {
 #[tokio::test]
 async fn an_initialized_canvas_is_created_once_and_remembered() {
     let rig = Rig::start(None).await;
+    rig.record_published(rig.started).await;
     rig.send(None, CanvasAction::Create, 0).await;
     let created = rig.nth("POST", "/api/v2/app-canvases", 1).await;
     assert_eq!(created["featureId"], "quilt_entry");
@@ -370,13 +386,18 @@ async fn an_initialized_canvas_is_created_once_and_remembered() {
     assert!(created.get("data").is_none(), "no canvas data is sent");
     let (markdown, buttons) = shown(&created);
     assert!(markdown.contains("## EXP25000007"), "{markdown}");
-    assert!(markdown.contains("⏳ *Pending update*"), "{markdown}");
+    assert!(markdown.contains("✅ *Updated at"), "{markdown}");
     assert_eq!(
         buttons,
         [
             ("Browse Package".to_owned(), true),
             ("Update Package".to_owned(), true)
         ]
+    );
+    assert_eq!(
+        next_within(rig.export.as_ref(), Duration::from_secs(2)).await,
+        None,
+        "a published entry is not exported again"
     );
 
     // The record keeps the canvas created.
@@ -403,6 +424,35 @@ async fn an_initialized_canvas_is_created_once_and_remembered() {
         rig.count("GET", "/api/v2/entries/"),
         1,
         "the display id is remembered between jobs"
+    );
+}
+
+#[tokio::test]
+async fn inserting_the_canvas_of_an_unpublished_entry_exports_it_once() {
+    let rig = Rig::start(None).await;
+    rig.send(None, CanvasAction::Create, 0).await;
+    let created = rig.nth("POST", "/api/v2/app-canvases", 1).await;
+    let (markdown, _) = shown(&created);
+    assert!(markdown.contains("⏳ *Updating...*"), "{markdown}");
+    let export = next(rig.export.as_ref())
+        .await
+        .expect("the new canvas queues the entry's export");
+    let export = JobEnvelope::<ExportJob>::from_body(&export).unwrap().job;
+    assert_eq!(export.entry_id, entry());
+
+    // Benchling asks again while the export runs: the canvas still says so, and the entry is
+    // not exported twice.
+    let canvas = rig
+        .record()
+        .await
+        .canvas_id
+        .expect("the canvas is remembered");
+    rig.send(None, CanvasAction::Create, 1).await;
+    let (markdown, _) = shown(&rig.patch(canvas.as_str(), 1).await);
+    assert!(markdown.contains("⏳ *Updating...*"), "{markdown}");
+    assert_eq!(
+        next_within(rig.export.as_ref(), Duration::from_secs(2)).await,
+        None
     );
 }
 
@@ -449,17 +499,7 @@ async fn update_shows_updating_then_the_outcome_and_a_failure_stays_until_a_newe
     assert!(markdown.contains("❌ *Update failed:*"), "{markdown}");
 
     // The packager announced a newer version: "Updated at" with its recorded time.
-    let record = PublishedRecord {
-        entry_id: entry(),
-        modified_at: rig.started,
-        package_name: PACKAGE.to_owned(),
-        published_at,
-    };
-    rig.put(
-        &bookkeeping::published_key(&entry()),
-        serde_json::to_vec(&record).unwrap(),
-    )
-    .await;
+    rig.record_published(published_at).await;
     rig.send(Some("cnvs_1"), CanvasAction::Published { published_at }, 5)
         .await;
     let (markdown, _) = shown(&rig.patch("cnvs_1", 6).await);
@@ -663,6 +703,7 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
     let workgroup = Moto::unique_name("canvas-wg");
     let rig = Rig::start(Some(&workgroup)).await;
     rig.add_canvas("cnvs_1");
+    rig.record_published(rig.started).await;
     seed_linked(rig.base.moto).await;
     rig.send(Some("cnvs_1"), CanvasAction::Render, 0).await;
     let main = rig.patch("cnvs_1", 1).await;
@@ -700,6 +741,7 @@ async fn a_new_canvas_queries_athena_afresh_even_within_the_cache_time() {
     // The entry is published before it has a canvas: its main view is rendered (and its linked
     // packages, none yet, looked up) with nowhere to show it.
     let published_at = rig.started;
+    rig.record_published(published_at).await;
     rig.send(None, CanvasAction::Published { published_at }, 0)
         .await;
     eventually("the published notice ran no query", || async {

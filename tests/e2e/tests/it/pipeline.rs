@@ -211,6 +211,8 @@ async fn canvas_webhooks_create_the_canvas_and_update_runs_the_whole_loop() {
     assert_eq!(created["featureId"], "quilt_entry");
     assert_eq!(created["resourceId"], FIXTURE_ENTRY_ID);
     assert!(markdown(&created).contains("## EXP25000007"), "{created}");
+    // The entry was never published, so inserting its canvas exports it at once.
+    assert!(markdown(&created).contains("⏳ *Updating...*"), "{created}");
     let record: Value = serde_json::from_slice(
         &pipeline
             .file(&format!(
@@ -220,6 +222,14 @@ async fn canvas_webhooks_create_the_canvas_and_update_runs_the_whole_loop() {
     )
     .unwrap();
     let canvas = record["canvas_id"].as_str().expect("the canvas id is kept");
+
+    let patch = format!("/api/v2/app-canvases/{canvas}");
+    let exported = pipeline.request("PATCH", &patch, 1).await;
+    assert!(
+        markdown(&exported).contains("✅ *Updated at "),
+        "{exported}"
+    );
+    pipeline.file("benchling/EXP25000007/plate.csv").await;
 
     // The user clicks "Update Package" on it.
     let entry: EntryId = FIXTURE_ENTRY_ID.parse().unwrap();
@@ -231,15 +241,13 @@ async fn canvas_webhooks_create_the_canvas_and_update_runs_the_whole_loop() {
         pipeline.post_signed("/canvas", "msg_click", &click).await,
         202
     );
-    let patch = format!("/api/v2/app-canvases/{canvas}");
-    let updating = pipeline.request("PATCH", &patch, 1).await;
+    let updating = pipeline.request("PATCH", &patch, 2).await;
     assert!(
         markdown(&updating).contains("⏳ *Updating...*"),
         "{updating}"
     );
-    // The export, the package and then the packager's confirmation on the canvas.
-    let updated = pipeline.request("PATCH", &patch, 2).await;
+    // The export finds the version announced, and the canvas says so again.
+    let updated = pipeline.request("PATCH", &patch, 3).await;
     assert!(markdown(&updated).contains("✅ *Updated at "), "{updated}");
-    pipeline.file("benchling/EXP25000007/plate.csv").await;
     pipeline.stop().await;
 }
