@@ -156,8 +156,9 @@ impl BenchlingSecret {
     /// Parses and validates the secret's JSON, reporting every problem at once. Values are
     /// never echoed in errors.
     pub fn from_json(text: &str) -> Result<Self, SecretError> {
-        let map: Map<String, Value> =
+        let raw: Map<String, Value> =
             serde_json::from_str(text).map_err(|e| SecretError::InvalidJson(e.to_string()))?;
+        let map = snake_case_keys(raw)?;
         let mut problems = Vec::new();
         let string = |key: &str, problems: &mut Vec<String>| -> Option<String> {
             match map.get(key) {
@@ -259,6 +260,69 @@ impl BenchlingSecret {
             }),
             _ => Err(SecretError::Invalid(problems)),
         }
+    }
+}
+
+/// The uppercase keys of secrets the Python system's deployments wrote, and the snake_case key
+/// each stands for.
+const UPPERCASE_KEYS: [(&str, &str); 9] = [
+    ("BENCHLING_TENANT", "tenant"),
+    ("BENCHLING_CLIENT_ID", "client_id"),
+    ("BENCHLING_CLIENT_SECRET", "client_secret"),
+    ("BENCHLING_APP_DEFINITION_ID", "app_definition_id"),
+    ("BENCHLING_PKG_BUCKET", "user_bucket"),
+    ("BENCHLING_PKG_PREFIX", "pkg_prefix"),
+    ("BENCHLING_PKG_KEY", "pkg_key"),
+    (
+        "BENCHLING_ENABLE_WEBHOOK_VERIFICATION",
+        "enable_webhook_verification",
+    ),
+    ("BENCHLING_LOG_LEVEL", "log_level"),
+];
+
+/// Reads a secret written in the uppercase form as the snake_case one (`BENCHLING_PKG_BUCKET`
+/// may be `s3://bucket`); a secret in the snake_case form passes unchanged. A secret that
+/// mixes the forms is refused, naming an uppercase key and a snake_case key it holds, since
+/// which of two values wins would be a guess.
+fn snake_case_keys(map: Map<String, Value>) -> Result<Map<String, Value>, SecretError> {
+    let upper: Vec<&str> = UPPERCASE_KEYS
+        .iter()
+        .map(|(upper, _)| *upper)
+        .filter(|key| map.contains_key(*key))
+        .collect();
+    let Some(first_upper) = upper.first() else {
+        return Ok(map);
+    };
+    let snake = UPPERCASE_KEYS
+        .iter()
+        .map(|(_, snake)| *snake)
+        .find(|key| map.contains_key(*key));
+    if let Some(snake) = snake {
+        return Err(SecretError::Invalid(vec![format!(
+            "{first_upper} and {snake}: the secret mixes the uppercase and snake_case forms; use one"
+        )]));
+    }
+    Ok(map
+        .into_iter()
+        .map(
+            |(key, value)| match UPPERCASE_KEYS.iter().find(|(upper, _)| *upper == key) {
+                Some((_, "user_bucket")) => ("user_bucket".to_owned(), bare_bucket(value)),
+                Some((_, snake)) => ((*snake).to_owned(), value),
+                None => (key, value),
+            },
+        )
+        .collect())
+}
+
+/// `s3://bucket` or `s3://bucket/` → `bucket`; anything else unchanged (and checked later).
+fn bare_bucket(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(
+            s.trim()
+                .strip_prefix("s3://")
+                .map_or_else(|| s.clone(), |rest| rest.trim_end_matches('/').to_owned()),
+        ),
+        other => other,
     }
 }
 
@@ -421,6 +485,38 @@ mod tests {
             ("benchling", "experiment_id", "INFO")
         );
         assert!(s.enable_webhook_verification);
+    }
+
+    #[test]
+    fn the_uppercase_form_reads_as_the_snake_case_one() {
+        let upper = BenchlingSecret::from_json(
+            r#"{"BENCHLING_TENANT":"quilt-dtt","BENCHLING_CLIENT_ID":"id","BENCHLING_CLIENT_SECRET":"s3cr3t",
+            "BENCHLING_APP_DEFINITION_ID":"appdef_1","BENCHLING_PKG_BUCKET":"s3://my-bucket/",
+            "BENCHLING_PKG_PREFIX":"benchling","BENCHLING_PKG_KEY":"experiment_id",
+            "BENCHLING_ENABLE_WEBHOOK_VERIFICATION":"TRUE","BENCHLING_LOG_LEVEL":"INFO"}"#,
+        )
+        .unwrap();
+        assert_eq!(upper, BenchlingSecret::from_json(VALID).unwrap());
+        let bare = BenchlingSecret::from_json(
+            r#"{"BENCHLING_TENANT":"t","BENCHLING_CLIENT_ID":"i","BENCHLING_CLIENT_SECRET":"s",
+            "BENCHLING_APP_DEFINITION_ID":"appdef_1","BENCHLING_PKG_BUCKET":"bkt",
+            "BENCHLING_ENABLE_WEBHOOK_VERIFICATION":"false"}"#,
+        )
+        .unwrap();
+        assert_eq!(bare.user_bucket, "bkt");
+        assert!(!bare.enable_webhook_verification);
+    }
+
+    #[test]
+    fn a_secret_mixing_the_forms_names_both_keys() {
+        let err = BenchlingSecret::from_json(
+            r#"{"BENCHLING_TENANT":"t","tenant":"u","client_id":"i","client_secret":"hunter2",
+            "app_definition_id":"appdef_1","user_bucket":"bkt"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("BENCHLING_TENANT and tenant"), "{err}");
+        assert!(!err.contains("hunter2"));
     }
 
     #[test]
