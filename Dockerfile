@@ -4,6 +4,7 @@
 #   docker run --rm -p 8080:8080 benchling-webhook                          # the ingress (CMD)
 #   docker run --rm -p 8080:8080 benchling-webhook /usr/local/bin/exporter  # another service
 #   docker run --rm benchling-webhook /usr/local/bin/benchling-webhook      # the operator CLI
+#   docker build --target standins .   # compose's Benchling and Quilt stand-ins (compose/)
 #
 # Every service binary takes `--health` (GET /health/ready on 127.0.0.1:$PORT, exit 0 on 200),
 # so a health check needs no shell: ["CMD", "/usr/local/bin/exporter", "--health"]. Each ECS
@@ -37,6 +38,18 @@ RUN cargo chef cook --release --locked --recipe-path recipe.json \
 COPY . .
 RUN cargo build --release --locked \
       --bin ingress --bin exporter --bin packager --bin canvas --bin benchling-webhook
+
+# Compose's stand-ins for Benchling's API and Quilt's packager (never deployed): built from the
+# same sources and dependency layer, in their own image.
+FROM builder AS standins-build
+RUN cargo build --release --locked --bin benchling-standin --bin quilt-standin
+
+FROM gcr.io/distroless/cc-debian12 AS standins
+COPY --from=standins-build \
+      /app/target/release/benchling-standin \
+      /app/target/release/quilt-standin \
+      /usr/local/bin/
+USER 1000:1000
 
 # glibc, libgcc and CA certificates (rustls' platform verifier reads them); no shell, no package
 # manager. Debian 12, like the builder, so the binaries' glibc symbols are all there.

@@ -73,6 +73,7 @@ impl ExporterConfig {
                 10..=6 * 3_600,
             ),
         };
+        let benchling = ClientOptions::from_env(&env);
         let download_defaults = DownloadLimits::default();
         let download = DownloadLimits {
             max_bytes: env.ranged_or(
@@ -85,6 +86,8 @@ impl ExporterConfig {
                 download_defaults.timeout,
                 1..=6 * 3_600,
             ),
+            // Export downloads come from Benchling, so they may go where its API may.
+            plain_http: benchling.plain_http.clone(),
             ..download_defaults
         };
         let archive_defaults = ArchiveLimits::default();
@@ -113,7 +116,7 @@ impl ExporterConfig {
         let config = Self {
             secret,
             secret_watch: SecretWatchOptions::from_env(&env),
-            benchling: ClientOptions::from_env(&env),
+            benchling,
             queues,
             store,
             worker: WorkerConfig::from_env(&env, 2),

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bw_benchling::is_secure_url;
+use bw_benchling::PlainHttpHosts;
 use bw_config::mask::mask_url;
 use futures_util::StreamExt;
 use tokio::fs::File;
@@ -17,7 +17,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use url::Url;
 
 /// Limits on one download; `Default` gives the production values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DownloadLimits {
     /// Largest body accepted, counted while streaming.
     pub max_bytes: u64,
@@ -25,6 +25,8 @@ pub struct DownloadLimits {
     pub timeout: Duration,
     /// Longest wait for the response headers or for the next chunk of the body.
     pub read_timeout: Duration,
+    /// Where plain `http` may go (loopback, and hosts the Benchling client allows).
+    pub plain_http: PlainHttpHosts,
 }
 
 impl Default for DownloadLimits {
@@ -33,6 +35,7 @@ impl Default for DownloadLimits {
             max_bytes: 5 * 1024 * 1024 * 1024,
             timeout: Duration::from_secs(30 * 60),
             read_timeout: Duration::from_secs(60),
+            plain_http: PlainHttpHosts::default(),
         }
     }
 }
@@ -119,7 +122,7 @@ impl DownloadError {
 /// `reqwest::redirect::Policy::none()` (a pre-signed URL has no reason to redirect) or a policy
 /// that stops at other origins. Any 3xx that reaches us, or a response whose final URL has
 /// another origin, is refused. Only `https` URLs are fetched, and `http` to loopback (the test
-/// stand-ins), so a forged URL cannot reach internal hosts.
+/// stand-ins) or a host [`DownloadLimits::plain_http`] allows, so a forged URL cannot reach internal hosts.
 ///
 /// On error the partial file is removed. Cancelling the future leaves it in place: put `dest`
 /// in a temporary directory the caller cleans up.
@@ -130,7 +133,7 @@ pub async fn download_to_file(
     limits: &DownloadLimits,
 ) -> Result<u64, DownloadError> {
     let shown = mask_url(url.as_str());
-    if !is_secure_url(url) {
+    if !limits.plain_http.is_secure(url) {
         return Err(DownloadError::InsecureUrl { url: shown });
     }
     let deadline = Instant::now() + limits.timeout;
@@ -180,7 +183,7 @@ async fn open(
     }
     // A client that follows redirects may have ended up elsewhere.
     let landed = response.url();
-    if landed.origin() != url.origin() || !is_secure_url(landed) {
+    if landed.origin() != url.origin() || !limits.plain_http.is_secure(landed) {
         return Err(DownloadError::Redirected {
             url: shown.to_owned(),
             location: mask_url(landed.as_str()),

@@ -99,7 +99,7 @@ impl bw_worker::Service for ExporterConfig {
             queues: queues.clone(),
             settings: ExportSettings {
                 export: self.export,
-                download: self.download,
+                download: self.download.clone(),
                 archive: self.archive,
                 upload: UploadOptions {
                     concurrency: self.upload_concurrency,

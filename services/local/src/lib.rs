@@ -1,21 +1,23 @@
 //! Every service in one process, for a laptop: the ingress, the exporter, the packager and the
 //! canvas worker share in-process queues and a directory of buckets, so one command runs the
-//! whole pipeline without AWS. Quilt's packager messages are logged, since no Quilt stack reads
-//! them locally (so no package events arrive and canvases list no linked packages).
+//! whole pipeline without AWS. No Quilt stack reads the packager messages locally, so Quilt's
+//! packager stand-in (`bw-quilt-standin`) builds each revision in the bucket and announces it on
+//! the package-event queue, as Quilt would; canvases then show "Updated at" and browse the
+//! package. (Linked packages need Athena, so they stay empty locally.)
 //!
 //! Each service reads its own configuration from the same environment, exactly as its binary
 //! does; only the queues and the store are shared here instead of named by URL.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bw_canvas::CanvasConfig;
 use bw_config::{ConfigError, Env, FieldError, SecretWatch, StoreBackend};
+use bw_contracts::QueueName;
 use bw_exporter::ExporterConfig;
 use bw_ingress::{Ingress, IngressConfig};
 use bw_packager::PackagerConfig;
-use bw_queue::{Queue, QueueOpener};
+use bw_queue::QueueOpener;
+use bw_quilt_standin::QuiltStandIn;
 use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID};
 use bw_store::Buckets;
 use tokio::net::TcpListener;
@@ -103,6 +105,9 @@ pub enum LocalError {
     /// The canvas worker failed.
     #[error("canvas: {0}")]
     Canvas(#[from] bw_canvas::RunError),
+    /// Quilt's packager stand-in could not consume its queue.
+    #[error("Quilt packager stand-in: {0}")]
+    Quilt(#[source] bw_queue::QueueError),
 }
 
 /// Runs the services until `stop` turns true, then stops them gracefully.
@@ -140,8 +145,9 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         }
     });
     let readme = bw_packager::load_template(config.packager.readme_template.as_ref(), None).await?;
-    let quilt = bw_packager::Queues::open(&queues).packager;
-    tokio::spawn(show_packager_messages(quilt, stop.clone()));
+    let buckets = Buckets::Directory(config.buckets.clone());
+    let quilt = QuiltStandIn::new(buckets.clone(), queues.open(QueueName::PACKAGE_EVENTS))
+        .run(queues.open(QueueName::QUILT_PACKAGER), stop.clone());
     tracing::info!(
         buckets = %config.buckets.display(),
         ingress = %ingress.addr(),
@@ -154,7 +160,6 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         probes().await.map_err(LocalError::Ingress)?,
         probes().await.map_err(LocalError::Ingress)?,
     );
-    let buckets = Buckets::Directory(config.buckets.clone());
     let exporter = bw_worker::run(
         &config.exporter,
         bw_exporter::Connections {
@@ -179,7 +184,11 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
     let canvas = bw_worker::run(
         &config.canvas,
         bw_canvas::Connections {
-            queues: bw_canvas::Queues::open(&queues),
+            // The stand-in's announcements reach the canvas as Quilt's events would.
+            queues: bw_canvas::Queues {
+                package_events: Some(queues.open(QueueName::PACKAGE_EVENTS)),
+                ..bw_canvas::Queues::open(&queues)
+            },
             secret,
             buckets,
             query: None,
@@ -187,27 +196,14 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         canvas_probes,
         stop,
     );
-    let (ingress, exporter, packager, canvas) =
-        tokio::join!(ingress.run(), exporter, packager, canvas);
+    let (ingress, exporter, packager, canvas, quilt) =
+        tokio::join!(ingress.run(), exporter, packager, canvas, quilt);
     ingress.map_err(LocalError::Ingress)?;
+    quilt.map_err(LocalError::Quilt)?;
     exporter?;
     packager?;
     canvas?;
     Ok(())
-}
-
-/// Logs what would go to Quilt's packager queue: locally there is no Quilt to read it.
-async fn show_packager_messages(queue: Arc<dyn Queue>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let received = tokio::select! {
-            received = queue.receive(10, Duration::from_secs(20)) => received,
-            _ = stop.wait_for(|stopped| *stopped) => return,
-        };
-        for message in received.unwrap_or_default() {
-            tracing::info!(message = %message.body, "Quilt packager message (no Quilt stack locally)");
-            let _ = queue.delete(&message.receipt).await;
-        }
-    }
 }
 
 /// Starts the Benchling stand-in once the secret has loaded (it accepts the secret's OAuth

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, Entry, NameLookup};
 use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
-use bw_contracts::{CanvasAction, CanvasJob, FileList, PackageFile, RenderJob};
+use bw_contracts::{CanvasAction, CanvasJob, FileList, PackageFile, PackagerMessage, RenderJob};
 use bw_queue::QueueError;
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tracing::Instrument as _;
 
 use crate::Queues;
-use crate::announce::PackagerMessage;
+use crate::announce;
 use crate::metadata::{self, Inputs};
 use crate::readme::{Readme, TemplateError};
 use crate::references::{LinkCategory, References};
@@ -138,7 +138,11 @@ impl RenderHandler {
         let message = PackagerMessage::for_job(job, secret.workflow.as_deref());
         self.queues
             .packager
-            .send(message.to_outgoing(job, self.queues.packager.is_fifo()))
+            .send(announce::outgoing(
+                &message,
+                job,
+                self.queues.packager.is_fifo(),
+            ))
             .await
             .map_err(|source| JobError::Queue {
                 queue: "the Quilt packager queue",

@@ -12,7 +12,7 @@ pub mod retry;
 pub mod webhook;
 
 pub use auth::{CredentialSource, Credentials};
-pub use client::{BenchlingClient, ClientOptions, is_secure_url};
+pub use client::{BenchlingClient, ClientOptions, PlainHttpHosts};
 pub use error::{BenchlingError, TransportKind};
 pub use jwks::{JwksCache, JwksError, JwksOptions};
 pub use model::{AppCanvas, Entry, NameLookup, NewAppCanvas, Person, TaskId, TaskStatus};

@@ -40,6 +40,7 @@ fn options(base: &str) -> ClientOptions {
             requests: 1000,
             per: Duration::from_secs(1),
         },
+        ..ClientOptions::default()
     }
 }
 
@@ -350,7 +351,7 @@ async fn an_export_runs_then_succeeds_with_a_download_url() {
         panic!("the task should have succeeded");
     };
     assert_eq!(download_url.as_str(), stand_in.download_url("e.zip"));
-    assert!(bw_benchling::is_secure_url(&download_url));
+    assert!(bw_benchling::PlainHttpHosts::default().is_secure(&download_url));
 
     // The download route serves registered bytes and streams registered files.
     let bytes = reqwest::get(download_url)

@@ -1,5 +1,5 @@
 //! The contracts every service shares: Benchling identifiers, typed webhook payloads, canvas
-//! button ids, the versioned job messages and the queues that carry them, and where the services keep
+//! button ids, the versioned job messages and the queues that carry them, the messages exchanged with Quilt, and where the services keep
 //! their records in the bucket.
 //!
 //! Raw JSON becomes typed values here, at the edge; nothing downstream handles unvalidated ids.
@@ -9,6 +9,7 @@ pub mod button;
 pub mod id;
 pub mod job;
 pub mod queue;
+pub mod quilt;
 pub mod webhook;
 
 pub use button::{Button, ButtonAction, PackageTarget};
@@ -20,4 +21,5 @@ pub use job::{
     RenderJob, Trigger,
 };
 pub use queue::{QueueKind, QueueName};
+pub use quilt::PackagerMessage;
 pub use webhook::{EventType, Message, PayloadError, Webhook};

@@ -1,5 +1,6 @@
 //! `startup`: how long a service takes from `spawn` to its first `200` on `GET /health`, and
-//! on to its first `200` on `GET /health/ready` (secret loaded, queues checked).
+//! on to its first `200` on `GET /health/ready` (secret loaded, queues checked); and its
+//! resident memory once idle, one second after it became ready.
 //!
 //! Timing starts just before the process is spawned, so it includes exec, dynamic loading,
 //! configuration and binding. Polls are 200 µs apart, which bounds the error far below the
@@ -11,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bw_loadgen::service_bench::procfs::rss_kib;
 use bw_standin::stub::free_port;
 
 /// Longest wait for one start-up.
@@ -19,11 +21,15 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between two polls that found the service not answering 200 yet.
 const POLL_INTERVAL: Duration = Duration::from_micros(200);
 
-/// One start-up's timings.
+/// How long an idle service runs after it became ready before its memory is read.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// One start-up's timings, and the memory after it.
 #[derive(Clone, Copy, Debug)]
 struct Run {
     health: Duration,
     ready: Duration,
+    idle_rss_kib: u64,
 }
 
 /// Starts `program` `runs` times with `PORT` set to a free port (the rest of the environment
@@ -38,6 +44,15 @@ pub fn startup(runs: usize, program: &[String]) -> anyhow::Result<()> {
     }
     report("health", timings.iter().map(|t| t.health).collect());
     report("ready", timings.iter().map(|t| t.ready).collect());
+    let mut rss: Vec<u64> = timings.iter().map(|t| t.idle_rss_kib).collect();
+    rss.sort_unstable();
+    println!(
+        "startup idle_rss_kib median={} min={} max={} runs={}",
+        rss[rss.len() / 2],
+        rss[0],
+        rss[rss.len() - 1],
+        rss.len()
+    );
     Ok(())
 }
 
@@ -54,7 +69,13 @@ fn once(program: &str, args: &[String]) -> anyhow::Result<Run> {
         .with_context(|| format!("starting {program}"))?;
     let timings = poll(port, "/health", started).and_then(|health| {
         let ready = poll(port, "/health/ready", started)?;
-        Ok(Run { health, ready })
+        std::thread::sleep(IDLE);
+        let idle_rss_kib = rss_kib(child.id())?;
+        Ok(Run {
+            health,
+            ready,
+            idle_rss_kib,
+        })
     });
     // SIGKILL is fine: nothing of the run is kept.
     let _ = child.kill();

@@ -330,6 +330,22 @@ impl Moto {
 
 /// Starts moto and then parks forever: `PR_SET_PDEATHSIG` fires when the *thread* that spawned
 /// the child exits, so this thread must last as long as the process.
+/// The Python that runs moto (`.venv/bin/python3` under `./scripts/test`), which also has the
+/// Python tools the tests drive: quilt3 and boto3. Found beside `$MOTO_SERVER` or the
+/// `moto_server` on `PATH`; plain `python3` otherwise.
+pub fn python() -> std::path::PathBuf {
+    let moto = std::env::var_os("MOTO_SERVER")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|dir| dir.join("moto_server"))
+                .find(|path| path.is_file())
+        });
+    moto.and_then(|path| Some(path.parent()?.join("python3")))
+        .filter(|python| python.is_file())
+        .unwrap_or_else(|| "python3".into())
+}
+
 fn run_server(program: OsString, port: mpsc::Sender<Result<u16, String>>) {
     let parent = std::process::id();
     let mut command = Command::new(&program);

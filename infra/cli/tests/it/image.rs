@@ -393,16 +393,30 @@ fn check(dockerfile: &str, workspace_bins: &BTreeSet<String>, rust_version: &str
         }
     }
 
-    // The builder: the last stage that runs `cargo build`.
-    let builder = file.stages.iter().rev().find_map(|stage| {
+    // The builder: the stage the final stage copies its first binary from (other stages, such
+    // as compose's stand-ins, may build other binaries), else the last stage that builds.
+    let build_of = |stage: &'_ Stage| {
         stage
             .instructions
             .iter()
             .filter(|i| i.keyword == "RUN")
             .flat_map(|i| cargo_commands(&i.args))
             .find(|c| c.first().is_some_and(|w| w == "build"))
-            .map(|build| (stage, build))
-    });
+    };
+    let builder = last
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "COPY")
+        .map(|i| parse_copy(&i.args))
+        .find(|copy| copy.dest.starts_with(BIN_DIR))
+        .and_then(|copy| file.stage(copy.from.as_deref()?))
+        .and_then(|stage| Some((stage, build_of(stage)?)))
+        .or_else(|| {
+            file.stages
+                .iter()
+                .rev()
+                .find_map(|stage| Some((stage, build_of(stage)?)))
+        });
     let Some((builder, build)) = builder else {
         problems.push(Problem::NoCargoBuild);
         return problems;

@@ -41,6 +41,7 @@ fn client(stand_in: &BenchlingStandIn) -> BenchlingClient {
             requests: 1000,
             per: Duration::from_secs(1),
         },
+        ..ClientOptions::default()
     };
     BenchlingClient::new(Arc::new(credentials), options).unwrap()
 }
@@ -75,6 +76,7 @@ fn limits(max_bytes: u64) -> DownloadLimits {
         max_bytes,
         timeout: Duration::from_secs(20),
         read_timeout: Duration::from_secs(5),
+        ..DownloadLimits::default()
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use self::transport::{Call, Transport, invalid};
-pub use self::transport::{ClientOptions, is_secure_url};
+pub use self::transport::{ClientOptions, PlainHttpHosts};
 use crate::auth::CredentialSource;
 use crate::error::BenchlingError;
 use crate::model::{

@@ -37,6 +37,8 @@ pub struct ClientOptions {
     pub retry: RetryOptions,
     /// Client-side request budget, shared by every clone of the client.
     pub rate_limit: RateLimit,
+    /// Hosts reachable over plain http besides loopback.
+    pub plain_http: PlainHttpHosts,
 }
 
 impl Default for ClientOptions {
@@ -47,6 +49,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             retry: RetryOptions::default(),
             rate_limit: RateLimit::default(),
+            plain_http: PlainHttpHosts::default(),
         }
     }
 }
@@ -54,12 +57,14 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Reads `BENCHLING_API_BASE_URL`, `BENCHLING_MAX_ATTEMPTS` (default 5),
     /// `BENCHLING_RETRY_INITIAL_MS` (default 1000) and `BENCHLING_RATE_LIMIT` (requests per 30 s,
-    /// default 60: Benchling's default tenant limit), recording bad values in `env`.
+    /// default 60: Benchling's default tenant limit) and `BENCHLING_ALLOW_HTTP_HOSTS`
+    /// ([`PlainHttpHosts`]), recording bad values in `env`.
     pub fn from_env(env: &bw_config::Env) -> Self {
         let defaults = Self::default();
+        let plain_http = PlainHttpHosts::from_env(env);
         let base_url = env.http_url("BENCHLING_API_BASE_URL").and_then(|raw| {
             let parsed = Url::parse(&raw).ok()?;
-            if let Err(e) = check_base_url(&parsed) {
+            if let Err(e) = check_base_url(&parsed, &plain_http) {
                 env.record(bw_config::FieldError::invalid(
                     "BENCHLING_API_BASE_URL",
                     e.to_string(),
@@ -92,35 +97,78 @@ impl ClientOptions {
             base_url,
             retry,
             rate_limit,
+            plain_http,
             ..defaults
         }
     }
 }
 
-/// Whether a URL may carry Benchling credentials or data: `https`, or plain `http` to a
-/// loopback address (the test stand-ins). Also used for export download URLs.
-pub fn is_secure_url(url: &Url) -> bool {
-    match url.scheme() {
-        "https" => true,
-        "http" => match url.host() {
-            Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-            Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-            Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-            None => false,
-        },
-        _ => false,
+/// The hosts Benchling credentials and data may reach over plain `http`: loopback addresses
+/// always (the test stand-ins), and the host names in `BENCHLING_ALLOW_HTTP_HOSTS`
+/// (comma-separated), for a stand-in in another container of a local compose network. Never set
+/// in a deployment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlainHttpHosts(Vec<String>);
+
+impl PlainHttpHosts {
+    /// Loopback and these host names.
+    pub fn new(hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self(
+            hosts
+                .into_iter()
+                .map(|h| h.into().to_ascii_lowercase())
+                .collect(),
+        )
+    }
+
+    /// Reads `BENCHLING_ALLOW_HTTP_HOSTS`, warning loudly when it names any host.
+    pub fn from_env(env: &bw_config::Env) -> Self {
+        let hosts = Self::new(
+            env.optional("BENCHLING_ALLOW_HTTP_HOSTS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty()),
+        );
+        if !hosts.0.is_empty() {
+            tracing::warn!(
+                hosts = ?hosts.0,
+                "BENCHLING_ALLOW_HTTP_HOSTS: Benchling credentials may go over plain http to these hosts (local stand-ins only)"
+            );
+        }
+        hosts
+    }
+
+    /// Whether a URL may carry Benchling credentials or data: `https`, or plain `http` to a
+    /// loopback address or an allowed host. Also used for export download URLs.
+    pub fn is_secure(&self, url: &Url) -> bool {
+        match url.scheme() {
+            "https" => true,
+            "http" => match url.host() {
+                Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+                Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+                Some(Host::Domain(domain)) => {
+                    domain.eq_ignore_ascii_case("localhost")
+                        || self.0.iter().any(|h| domain.eq_ignore_ascii_case(h))
+                }
+                None => false,
+            },
+            _ => false,
+        }
     }
 }
 
-fn check_base_url(url: &Url) -> Result<(), BenchlingError> {
+fn check_base_url(url: &Url, plain_http: &PlainHttpHosts) -> Result<(), BenchlingError> {
     let refuse = |reason| {
         Err(BenchlingError::InvalidBaseUrl {
             url: url.to_string(),
             reason,
         })
     };
-    if !is_secure_url(url) {
-        return refuse("only https is allowed (http only for loopback addresses)");
+    if !plain_http.is_secure(url) {
+        return refuse(
+            "only https is allowed (http only for loopback addresses and BENCHLING_ALLOW_HTTP_HOSTS)",
+        );
     }
     if url.cannot_be_a_base() || url.host().is_none() {
         return refuse("not a base URL");
@@ -209,7 +257,7 @@ impl Transport {
         options: ClientOptions,
     ) -> Result<Self, BenchlingError> {
         if let Some(base) = &options.base_url {
-            check_base_url(base)?;
+            check_base_url(base, &options.plain_http)?;
         }
         let http = reqwest::Client::builder()
             .timeout(options.request_timeout)
@@ -518,22 +566,43 @@ mod tests {
 
     #[test]
     fn only_https_or_loopback_http_base_urls() {
-        assert!(check_base_url(&url("https://acme.benchling.com")).is_ok());
-        assert!(check_base_url(&url("http://127.0.0.1:8080")).is_ok());
-        assert!(check_base_url(&url("http://[::1]:8080/")).is_ok());
-        assert!(check_base_url(&url("http://localhost:1")).is_ok());
+        let loopback = PlainHttpHosts::default();
+        assert!(check_base_url(&url("https://acme.benchling.com"), &loopback).is_ok());
+        assert!(check_base_url(&url("http://127.0.0.1:8080"), &loopback).is_ok());
+        assert!(check_base_url(&url("http://[::1]:8080/"), &loopback).is_ok());
+        assert!(check_base_url(&url("http://localhost:1"), &loopback).is_ok());
         for bad in [
             "http://acme.benchling.com",
             "http://10.0.0.1",
+            "http://benchling-standin:8081",
             "ftp://127.0.0.1",
             "https://user:pw@acme.benchling.com",
             "https://acme.benchling.com/?x=1",
         ] {
-            let err = check_base_url(&url(bad)).unwrap_err();
+            let err = check_base_url(&url(bad), &loopback).unwrap_err();
             assert!(
                 matches!(err, BenchlingError::InvalidBaseUrl { .. }),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_the_hosts_named() {
+        let env = bw_config::Env::from_pairs([(
+            "BENCHLING_ALLOW_HTTP_HOSTS",
+            " Benchling-Standin , other ",
+        )]);
+        let hosts = PlainHttpHosts::from_env(&env);
+        assert!(hosts.is_secure(&url("http://benchling-standin:8081/downloads/x.zip")));
+        assert!(hosts.is_secure(&url("http://OTHER/")));
+        assert!(hosts.is_secure(&url("http://127.0.0.1/")));
+        for bad in [
+            "http://benchling-standin.evil.com/",
+            "http://10.0.0.1/",
+            "ftp://benchling-standin/",
+        ] {
+            assert!(!hosts.is_secure(&url(bad)), "{bad}");
         }
     }
 

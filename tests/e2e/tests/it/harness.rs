@@ -284,3 +284,13 @@ pub fn fixture(name: &str) -> Vec<u8> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/benchling-events");
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
+
+/// The markdown of a canvas body's blocks, joined.
+pub fn markdown(body: &Value) -> String {
+    body["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .filter_map(|block| block["value"].as_str())
+        .collect()
+}

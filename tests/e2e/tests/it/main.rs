@@ -1,10 +1,13 @@
 //! One test binary for every end-to-end suite (each `tests/*.rs` file would link the whole
 //! AWS SDK again).
 
+mod compose;
 mod degraded;
 mod fixtures;
 mod harness;
 mod http;
 mod pipeline;
+mod processes;
 mod signature;
 mod sqs;
+mod system;

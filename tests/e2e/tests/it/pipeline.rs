@@ -1,7 +1,8 @@
 //! The local pipeline (every service in one process, in-process queues, a directory of
 //! buckets): a signed entry webhook at the ingress ends as the entry's files on disk, with the
 //! exporter talking to the Benchling stand-in over HTTP, and the packager's metadata files beside
-//! them; signed canvas webhooks end as canvases created and updated in the stand-in.
+//! them and Quilt's packager stand-in's revision; signed canvas webhooks end as canvases created
+//! and updated in the stand-in.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::harness::{APP, fixture, secret_json};
+use crate::harness::{APP, fixture, markdown, secret_json};
 
 /// The whole pipeline running in-process against the Benchling stand-in.
 struct Pipeline {
@@ -177,16 +178,6 @@ async fn an_entry_webhook_becomes_the_entrys_files_on_disk() {
     pipeline.stop().await;
 }
 
-/// The markdown of a canvas body's blocks, joined.
-fn markdown(body: &Value) -> String {
-    body["blocks"]
-        .as_array()
-        .expect("blocks")
-        .iter()
-        .filter_map(|block| block["value"].as_str())
-        .collect()
-}
-
 #[tokio::test]
 async fn canvas_webhooks_create_the_canvas_and_update_runs_the_whole_loop() {
     let pipeline = Pipeline::start(build(&[("plate.csv", deflated(), b"A1,0.5\n")])).await;
@@ -230,6 +221,15 @@ async fn canvas_webhooks_create_the_canvas_and_update_runs_the_whole_loop() {
         "{exported}"
     );
     pipeline.file("benchling/EXP25000007/plate.csv").await;
+    // Quilt's stand-in builds the revision and announces it: the canvas is refreshed once more.
+    let announced = pipeline.request("PATCH", &patch, 2).await;
+    assert!(
+        markdown(&announced).contains("✅ *Updated at "),
+        "{announced}"
+    );
+    pipeline
+        .file(".quilt/named_packages/benchling/EXP25000007/latest")
+        .await;
 
     // The user clicks "Update Package" on it.
     let entry: EntryId = FIXTURE_ENTRY_ID.parse().unwrap();
@@ -241,13 +241,13 @@ async fn canvas_webhooks_create_the_canvas_and_update_runs_the_whole_loop() {
         pipeline.post_signed("/canvas", "msg_click", &click).await,
         202
     );
-    let updating = pipeline.request("PATCH", &patch, 2).await;
+    let updating = pipeline.request("PATCH", &patch, 3).await;
     assert!(
         markdown(&updating).contains("⏳ *Updating...*"),
         "{updating}"
     );
     // The export finds the version announced, and the canvas says so again.
-    let updated = pipeline.request("PATCH", &patch, 3).await;
+    let updated = pipeline.request("PATCH", &patch, 4).await;
     assert!(markdown(&updated).contains("✅ *Updated at "), "{updated}");
     pipeline.stop().await;
 }

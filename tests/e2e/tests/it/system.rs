@@ -1,0 +1,385 @@
+//! The whole flow through separate processes (see [`crate::processes`]): signed webhooks at the
+//! ingress's port end as packages in moto's S3, Quilt revisions and canvases in the Benchling
+//! stand-in, through faults a deployment meets: Benchling throttling, a secret created after
+//! the services started, a worker killed mid-job. Each test is bounded in time and stops every
+//! process by its pid.
+
+use std::time::Duration;
+
+use bw_contracts::{Button, ButtonAction, EntryId, PackageTarget, QueueName};
+use bw_standin::archive::{build, deflated};
+use bw_standin::benchling::{ENTRY_FIXTURE, FIXTURE_ENTRY_ID, Fault, TaskScript};
+use bw_testkit::sample::pattern;
+use serde_json::{Value, json};
+
+use crate::harness::{fixture, markdown};
+use crate::processes::{Options, System, eventually};
+
+/// The fixture entry's package.
+const PACKAGE: &str = "benchling/EXP25000007";
+
+/// The longest a test may run.
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// Runs a test body within [`LIMIT`].
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(LIMIT, test)
+        .await
+        .expect("the test finished within its time limit");
+}
+
+/// The entry's attachments, as the stand-in's export serves them.
+fn attachments() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("results/report.pdf", pattern(300 * 1024, 1)),
+        ("plate.csv", b"well,od\nA1,0.5\n".to_vec()),
+    ]
+}
+
+fn serve_export(system: &System, files: &[(&str, Vec<u8>)], running: usize) {
+    let members: Vec<_> = files
+        .iter()
+        .map(|(name, bytes)| (*name, deflated(), bytes.as_slice()))
+        .collect();
+    system.benchling.add_download("export.zip", build(&members));
+    system.benchling.push_task(TaskScript::Succeed {
+        running,
+        download: "export.zip".into(),
+    });
+}
+
+/// A signed `v2.entry.updated.fields` webhook for `entry`.
+fn entry_updated(entry: &str) -> Value {
+    let mut webhook: Value = serde_json::from_slice(&fixture("entry-updated.json")).unwrap();
+    webhook["message"]["resourceId"] = json!(entry);
+    webhook
+}
+
+/// `v2.canvas.initialized` for the fixture entry: Benchling asks for a canvas on it.
+fn canvas_initialized() -> Value {
+    let mut webhook: Value = serde_json::from_slice(&fixture("canvas-initialized.json")).unwrap();
+    let message = webhook["message"].as_object_mut().unwrap();
+    message.remove("canvasId");
+    message.insert("resourceId".to_owned(), json!(FIXTURE_ENTRY_ID));
+    message.insert("featureId".to_owned(), json!("quilt_entry"));
+    webhook
+}
+
+/// A click on `action` in the canvas `canvas` of the fixture entry.
+fn click(canvas: &str, action: ButtonAction) -> Value {
+    let entry: EntryId = FIXTURE_ENTRY_ID.parse().unwrap();
+    let mut webhook: Value = serde_json::from_slice(&fixture("canvas-interaction.json")).unwrap();
+    webhook["message"]["canvasId"] = json!(canvas);
+    webhook["message"]["buttonId"] = json!(Button::new(entry, action).encode().unwrap());
+    webhook
+}
+
+/// Checks the package holds exactly `files` plus the packager's metadata files, byte for byte.
+async fn assert_package(system: &System, package: &str, files: &[(&str, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let stored = system.object(&format!("{package}/{name}")).await;
+        assert!(stored == *bytes, "{package}/{name} differs from the export");
+    }
+    // The README is the packager's last file.
+    system.object(&format!("{package}/README.md")).await;
+    let mut keys = system.keys(&format!("{package}/")).await;
+    keys.sort();
+    let mut expected: Vec<String> = files
+        .iter()
+        .map(|(name, _)| format!("{package}/{name}"))
+        .chain(
+            bw_packager::metadata::METADATA_FILES
+                .iter()
+                .map(|name| format!("{package}/{name}")),
+        )
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected, "nothing else under the package prefix");
+}
+
+/// Waits for Quilt's stand-in to have built `count` revisions of `package`, then checks no
+/// more come.
+async fn assert_revisions(system: &System, package: &str, count: usize) {
+    let built = eventually(Duration::from_secs(60), || async {
+        (system.revisions(package) >= count).then_some(())
+    })
+    .await;
+    assert!(built.is_some(), "no revision of {package}{}", system.logs());
+    let latest = system
+        .object(&format!(".quilt/named_packages/{package}/latest"))
+        .await;
+    system
+        .object(&format!(
+            ".quilt/packages/{}",
+            String::from_utf8(latest).unwrap()
+        ))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        system.revisions(package),
+        count,
+        "one packager message per version{}",
+        system.logs()
+    );
+}
+
+/// An entry update through the whole pipeline: the export serves `files` after `running`
+/// polls, and the package and its one revision exist at the end.
+async fn publish(system: &System, files: &[(&str, Vec<u8>)], running: usize) {
+    serve_export(system, files, running);
+    system
+        .deliver("/event", &entry_updated(FIXTURE_ENTRY_ID))
+        .await;
+    assert_package(system, PACKAGE, files).await;
+    assert_revisions(system, PACKAGE, 1).await;
+}
+
+/// Checks every job queue drained and nothing was dead-lettered.
+async fn assert_drained(system: &System) {
+    for queue in [
+        QueueName::EXPORT,
+        QueueName::RENDER,
+        QueueName::CANVAS,
+        QueueName::PACKAGE_EVENTS,
+        QueueName::QUILT_PACKAGER,
+    ] {
+        let drained = eventually(Duration::from_secs(30), || async {
+            (system.depths(queue).await == (0, 0)).then_some(())
+        })
+        .await;
+        assert!(
+            drained.is_some(),
+            "{} (dead-letter, source) = {:?}{}",
+            queue.name,
+            system.depths(queue).await,
+            system.logs()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_update_becomes_one_package_revision_and_an_updated_canvas() {
+    bounded(async {
+        let system = System::start(Options::default()).await;
+        publish(&system, &attachments(), 1).await;
+
+        // Benchling then asks for the entry's canvas: it shows the published version.
+        system.deliver("/canvas", &canvas_initialized()).await;
+        let created = system.request("POST", "/api/v2/app-canvases", 1).await;
+        assert!(markdown(&created).contains("✅ *Updated at "), "{created}");
+        assert_eq!(
+            system
+                .benchling
+                .requests_to("POST", "/api/v2/exports")
+                .len(),
+            1,
+            "one export"
+        );
+        assert_drained(&system).await;
+        system.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_canvas_lists_linked_packages_browses_and_updates() {
+    bounded(async {
+        let system = System::start(Options::default()).await;
+        let files = attachments();
+        publish(&system, &files, 0).await;
+        // The revision's announcement found no canvas yet; nothing is left to arrive.
+        assert_drained(&system).await;
+
+        let meta = r#"{"experiment_id":"EXP25000007"}"#;
+        system
+            .moto
+            .queue_athena_result(&[
+                &["pkg_name", "timestamp", "message", "user_meta"],
+                &["team/assay-7", "latest", "linked", meta],
+            ])
+            .await;
+        system.deliver("/canvas", &canvas_initialized()).await;
+        let created = system.request("POST", "/api/v2/app-canvases", 1).await;
+        let shown = markdown(&created);
+        assert!(
+            shown.contains("team/assay-7") && shown.contains("✅ *Updated at "),
+            "{created}{}",
+            system.logs()
+        );
+        let canvas = eventually(Duration::from_secs(30), || async {
+            let record = system
+                .moto
+                .get_object(
+                    &system.world.bucket,
+                    &format!(".benchling-webhook/entries/{FIXTURE_ENTRY_ID}/canvas.json"),
+                )
+                .await?;
+            let record: Value = serde_json::from_slice(&record).ok()?;
+            record["canvas_id"].as_str().map(str::to_owned)
+        })
+        .await
+        .expect("the canvas id is recorded");
+        let patch = format!("/api/v2/app-canvases/{canvas}");
+
+        // Browse: the package's files, read from the revision Quilt's stand-in wrote.
+        let browse = ButtonAction::Browse {
+            package: PackageTarget::Primary,
+            page: 0,
+            size: 15,
+        };
+        system.deliver("/canvas", &click(&canvas, browse)).await;
+        let browser = system.request("PATCH", &patch, 1).await;
+        for (name, _) in &files {
+            // The browser names each file by its last path segment.
+            let shown = format!("`{}`", name.rsplit('/').next().unwrap());
+            assert!(markdown(&browser).contains(&shown), "{name}: {browser}");
+        }
+
+        // Update: "Updating…", then updated again; the version is already announced.
+        system
+            .deliver("/canvas", &click(&canvas, ButtonAction::Update))
+            .await;
+        let updating = system.request("PATCH", &patch, 2).await;
+        assert!(markdown(&updating).contains("Updating..."), "{updating}");
+        let done = system.request("PATCH", &patch, 3).await;
+        assert!(markdown(&done).contains("✅ *Updated at "), "{done}");
+        assert_revisions(&system, PACKAGE, 1).await;
+        assert_drained(&system).await;
+        system.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stable_and_stage_prefixed_routes_reach_the_workers() {
+    bounded(async {
+        let system = System::start(Options::default()).await;
+        let files = attachments();
+        // A second entry, so each route's webhook makes its own package.
+        let mut second: Value = serde_json::from_str(ENTRY_FIXTURE).unwrap();
+        let second = second["entry"].take();
+        let mut second = second;
+        second["id"] = json!("etr_second01");
+        second["displayId"] = json!("EXP25000099");
+        system.benchling.add_entry(second);
+        serve_export(&system, &files, 0);
+        serve_export(&system, &files, 0);
+
+        // Benchling's "Stable" routing posts every webhook to the app's one URL.
+        system.deliver("/", &entry_updated(FIXTURE_ENTRY_ID)).await;
+        // API Gateway passes the stage in the path.
+        system
+            .deliver("/prod/event", &entry_updated("etr_second01"))
+            .await;
+        assert_package(&system, PACKAGE, &files).await;
+        assert_package(&system, "benchling/EXP25000099", &files).await;
+        let staged = reqwest::get(format!("{}/prod/health/ready", system.url()))
+            .await
+            .unwrap();
+        assert_eq!(staged.status(), 200);
+        assert_revisions(&system, PACKAGE, 1).await;
+        assert_revisions(&system, "benchling/EXP25000099", 1).await;
+        system.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn benchling_throttling_during_an_export_delays_it_and_duplicates_nothing() {
+    bounded(async {
+        let system = System::start(Options::default()).await;
+        let files = attachments();
+        // Bursts of 429s and 503s across the entry read, the export start and its polls.
+        system.benchling.inject(Fault::RateLimited(1), 3);
+        system.benchling.inject(Fault::Status(503), 3);
+        publish(&system, &files, 2).await;
+        let throttled = system
+            .benchling
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v2/") && !r.path.contains("token"))
+            .count();
+        assert!(
+            throttled >= 6 + 3,
+            "the faults were served: {throttled} calls"
+        );
+        assert_drained(&system).await;
+        system.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_started_before_their_secret_wait_for_it_then_work_without_a_restart() {
+    bounded(async {
+        let mut system = System::start(Options {
+            secret_missing: true,
+        })
+        .await;
+        let pids: Vec<u32> = system.processes.values().map(|p| p.pid()).collect();
+        // Give every service time to look for the secret and fail.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for (name, process) in &system.processes {
+            if *name != "quilt-standin" {
+                assert_eq!(
+                    process.readiness().await,
+                    503,
+                    "{name} is not ready without its secret:\n{}",
+                    process.log()
+                );
+            }
+        }
+        system.create_secret().await;
+        system.wait_ready().await;
+        for name in ["ingress", "exporter", "packager", "canvas", "quilt-standin"] {
+            assert!(system.process(name).is_running(), "{name} kept running");
+        }
+        let now: Vec<u32> = system.processes.values().map(|p| p.pid()).collect();
+        assert_eq!(pids, now, "no process was restarted");
+
+        publish(&system, &attachments(), 0).await;
+        system.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_job_is_finished_once_by_its_restart() {
+    bounded(async {
+        let mut system = System::start(Options::default()).await;
+        let files = attachments();
+        // A long export: the exporter polls it many times, and is killed while it does.
+        serve_export(&system, &files, 40);
+        serve_export(&system, &files, 0);
+        system
+            .deliver("/event", &entry_updated(FIXTURE_ENTRY_ID))
+            .await;
+        let polling = eventually(Duration::from_secs(30), || async {
+            (system.benchling.requests_to("GET", "/api/v2/tasks/").len() >= 2).then_some(())
+        })
+        .await;
+        assert!(
+            polling.is_some(),
+            "the export never started{}",
+            system.logs()
+        );
+        let exporter = system.process("exporter");
+        exporter.kill();
+        assert!(!exporter.is_running());
+        exporter.restart();
+        // The killed job's message comes back after the queue's visibility timeout.
+        assert_package(&system, PACKAGE, &files).await;
+        assert_revisions(&system, PACKAGE, 1).await;
+        assert_eq!(
+            system
+                .benchling
+                .requests_to("POST", "/api/v2/exports")
+                .len(),
+            2,
+            "the restarted exporter ran the interrupted job again"
+        );
+        assert_drained(&system).await;
+        system.stop().await;
+    })
+    .await;
+}
