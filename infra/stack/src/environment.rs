@@ -334,6 +334,8 @@ fn container(env: &EnvironmentName, service: ServiceKind, log_group: &str) -> Co
     let title = env.title();
     let mut environment = vec![
         variable("BenchlingSecret", Expr::r#ref(params::secret_arn(&title))),
+        // Completes a secret without a bucket (the four-key form); must equal a bucket it names.
+        variable("PACKAGE_BUCKET", Expr::r#ref(params::PACKAGE_BUCKET)),
         variable("LOG_LEVEL", Expr::r#ref(params::LOG_LEVEL)),
         variable("AWS_REGION", Expr::r#ref("AWS::Region")),
         variable("PORT", service::PORT.to_string().into()),

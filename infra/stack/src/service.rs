@@ -423,6 +423,8 @@ fn athena_statements() -> Vec<Statement> {
                 "athena:StartQueryExecution",
                 "athena:GetQueryExecution",
                 "athena:GetQueryResults",
+                // The canvas worker checks the workgroup at start-up.
+                "athena:GetWorkGroup",
             ],
             vec![Expr::sub(format!(
                 "arn:${{AWS::Partition}}:athena:${{AWS::Region}}:${{AWS::AccountId}}:workgroup/${{{}}}",

@@ -194,6 +194,7 @@ fn each_task_role_holds_exactly_its_own_actions_and_resources() {
                             "athena:StartQueryExecution",
                             "athena:GetQueryExecution",
                             "athena:GetQueryResults",
+                            "athena:GetWorkGroup",
                         ],
                         &[workgroup],
                     ),
@@ -368,6 +369,7 @@ fn each_service_gets_exactly_the_variables_it_reads() {
     let t = template(&["prod"]);
     let common = [
         "BenchlingSecret",
+        "PACKAGE_BUCKET",
         "LOG_LEVEL",
         "AWS_REGION",
         "PORT",

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use aws_sdk_athena::Client;
 use aws_sdk_athena::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
+use aws_sdk_athena::types::{
+    QueryExecutionContext, QueryExecutionState, ResultConfiguration, WorkGroupState,
+};
 use serde_json::Value;
 
 /// Most packages returned (upstream's `LIMIT 100`).
@@ -88,7 +90,7 @@ pub enum AthenaError {
     Invalid(String),
     /// The role may not run queries in the workgroup.
     #[error(
-        "Athena access denied in workgroup {workgroup:?}: grant athena:StartQueryExecution, athena:GetQueryExecution and athena:GetQueryResults on it (and glue:GetTable on database {database:?}); Athena said: {message}"
+        "Athena access denied in workgroup {workgroup:?}: grant athena:StartQueryExecution, athena:GetQueryExecution, athena:GetQueryResults and athena:GetWorkGroup on it (and glue:GetTable on database {database:?}); Athena said: {message}"
     )]
     AccessDenied {
         /// The workgroup.
@@ -107,6 +109,14 @@ pub enum AthenaError {
         workgroup: String,
         /// What Athena said.
         message: String,
+    },
+    /// The workgroup exists but is disabled: queries in it are refused.
+    #[error(
+        "Athena workgroup {workgroup:?} is disabled: enable it or set BENCHLING_ATHENA_WORKGROUP"
+    )]
+    Disabled {
+        /// The workgroup.
+        workgroup: String,
     },
     /// The query ran and failed or was cancelled.
     #[error("Athena query {id} {state}: {reason}")]
@@ -169,6 +179,35 @@ impl PackageQuery {
             )));
         }
         Ok(Self { client, options })
+    }
+
+    /// Checks, as the queries will need, that the workgroup exists, is enabled and may be used
+    /// (`athena:GetWorkGroup`).
+    ///
+    /// # Errors
+    /// [`AthenaError::NoWorkgroup`], [`AthenaError::Disabled`], [`AthenaError::AccessDenied`],
+    /// or [`AthenaError::Service`] when Athena cannot be reached.
+    pub async fn check_workgroup(&self) -> Result<(), AthenaError> {
+        let found = self
+            .client
+            .get_work_group()
+            .work_group(&self.options.workgroup)
+            .send()
+            .await
+            .map_err(|e| self.classify("GetWorkGroup", e))?;
+        // Athena answers a missing workgroup with an error; an emulator may answer with nothing.
+        let Some(found) = found.work_group() else {
+            return Err(AthenaError::NoWorkgroup {
+                workgroup: self.options.workgroup.clone(),
+                message: "GetWorkGroup returned no workgroup".to_owned(),
+            });
+        };
+        if found.state() == Some(&WorkGroupState::Disabled) {
+            return Err(AthenaError::Disabled {
+                workgroup: self.options.workgroup.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The SQL for `bucket`: the view name is spliced (after validation), the values are `?`.
@@ -338,6 +377,35 @@ impl PackageQuery {
         } else {
             AthenaError::Service { operation, message }
         }
+    }
+}
+
+/// How often a failing workgroup check is repeated, until the workgroup is usable.
+const WORKGROUP_RECHECK: Duration = Duration::from_secs(60);
+
+/// Checks the workgroup at start-up ([`PackageQuery::check_workgroup`]) and, while it fails,
+/// every minute: each failure is logged with the workgroup's name and shown in `warnings` (the
+/// readiness probe's body); the worker stays ready, and canvases show the query error under
+/// linked packages until the workgroup is fixed. Ends once the check passes.
+pub async fn watch_workgroup(query: PackageQuery, warnings: bw_worker::Warnings) {
+    let workgroup = query.options.workgroup.clone();
+    let mut failing = false;
+    loop {
+        match query.check_workgroup().await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!(%workgroup, "Athena workgroup usable now");
+                }
+                warnings.clear("athena");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(%workgroup, error = %e, "Athena workgroup check failed: canvases cannot list linked packages");
+                warnings.set("athena", e.to_string());
+                failing = true;
+            }
+        }
+        tokio::time::sleep(WORKGROUP_RECHECK).await;
     }
 }
 

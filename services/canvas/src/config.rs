@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn embedded_defaults_need_no_athena() {
         let config = CanvasConfig::from_env(Env::from_pairs([("PORT", "0")])).unwrap();
-        assert_eq!(config.queues, QueueBackend::Embedded);
+        assert_eq!(
+            config.queues,
+            QueueBackend::Embedded(bw_queue::Capacity::default())
+        );
         assert!(config.athena.is_none());
         assert_eq!(config.quilt_host, "localhost");
         assert_eq!(config.cache_ttl, Duration::from_secs(60));

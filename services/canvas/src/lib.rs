@@ -22,7 +22,7 @@ use bw_benchling::{BenchlingClient, BenchlingError};
 use bw_config::SecretWatch;
 use bw_queue::{QueueError, QueueOpener};
 use bw_store::Buckets;
-use bw_worker::Consumer;
+use bw_worker::{Consumer, Warnings};
 
 pub use config::CanvasConfig;
 pub use events::PackageEventHandler;
@@ -98,7 +98,7 @@ impl bw_worker::Service for CanvasConfig {
         };
         Ok(Connections {
             queues,
-            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), self.secret_watch),
+            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), &self.secret_watch),
             buckets: Buckets::for_backend(&self.store, aws.as_ref()),
             query,
         })
@@ -115,12 +115,16 @@ impl bw_worker::Service for CanvasConfig {
             buckets,
             query,
         } = connections;
+        let warnings = Warnings::default();
         match (&query, &self.athena) {
-            (Some(_), Some(athena)) => tracing::info!(
-                database = %athena.database,
-                workgroup = %athena.workgroup,
-                "linked packages found with Athena"
-            ),
+            (Some(query), Some(athena)) => {
+                tracing::info!(
+                    database = %athena.database,
+                    workgroup = %athena.workgroup,
+                    "linked packages found with Athena"
+                );
+                tokio::spawn(athena::watch_workgroup(query.clone(), warnings.clone()));
+            }
             _ => tracing::warn!("no ATHENA_USER_DATABASE: canvases list no linked packages"),
         }
         if queues.package_events.is_none() {
@@ -142,11 +146,10 @@ impl bw_worker::Service for CanvasConfig {
             manifests: ManifestCache::new(self.manifest_cache_files),
             quilt_host: self.quilt_host.clone(),
         };
-        let mut consumers = vec![Consumer::new(
-            &self.worker,
-            Arc::clone(&queues.canvas),
-            Arc::new(canvas),
-        )];
+        let mut consumers = vec![
+            Consumer::new(&self.worker, Arc::clone(&queues.canvas), Arc::new(canvas))
+                .with_warnings(warnings),
+        ];
         if let Some(events) = queues.package_events {
             let handler = PackageEventHandler {
                 secret: secret.clone(),

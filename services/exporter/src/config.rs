@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn defaults_are_embedded_with_a_directory_store() {
         let config = ExporterConfig::from_env(Env::from_pairs([("PORT", "0")])).unwrap();
-        assert_eq!(config.queues, QueueBackend::Embedded);
+        assert_eq!(
+            config.queues,
+            QueueBackend::Embedded(bw_queue::Capacity::default())
+        );
         assert_eq!(
             config.store,
             StoreBackend::Directory(PathBuf::from(".local/buckets"))

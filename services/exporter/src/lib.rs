@@ -71,7 +71,7 @@ impl bw_worker::Service for ExporterConfig {
         let aws = bw_config::aws_sdk_config_for(&[&self.queues, &self.store, &self.secret]).await;
         Ok(Connections {
             queues: Queues::open(&QueueOpener::new(&self.queues, aws.as_ref())),
-            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), self.secret_watch),
+            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), &self.secret_watch),
             buckets: Buckets::for_backend(&self.store, aws.as_ref()),
         })
     }

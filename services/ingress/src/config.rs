@@ -134,7 +134,10 @@ mod tests {
     fn defaults_to_embedded_queues_and_benchling_jwks() {
         let config = IngressConfig::from_env(Env::from_pairs([("PORT", "9000")])).unwrap();
         assert_eq!(config.port, 9000);
-        assert_eq!(config.queues, QueueBackend::Embedded);
+        assert_eq!(
+            config.queues,
+            QueueBackend::Embedded(bw_queue::Capacity::default())
+        );
         assert_eq!(config.jwks.base_url, DEFAULT_JWKS_BASE_URL);
         assert!(config.secret.is_none());
         assert!(config.verification_allowed);

@@ -44,7 +44,7 @@ use crate::replay::{REPLAY_WINDOW, ReplayGuard};
 pub async fn connect(config: &IngressConfig) -> (Queues, SecretWatch) {
     let aws = bw_config::aws_sdk_config_for(&[&config.queues, &config.secret]).await;
     let queues = Queues::open(&QueueOpener::new(&config.queues, aws.as_ref()));
-    let secret = SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), config.secret_watch);
+    let secret = SecretWatch::connect(config.secret.as_ref(), aws.as_ref(), &config.secret_watch);
     (queues, secret)
 }
 

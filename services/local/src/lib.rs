@@ -116,7 +116,7 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
     let secret = SecretWatch::connect(
         config.ingress.secret.as_ref(),
         aws.as_ref(),
-        config.ingress.secret_watch,
+        &config.ingress.secret_watch,
     );
     // Kept alive until the pipeline stops.
     let _stand_in = if config.stand_in {
@@ -129,7 +129,7 @@ pub async fn run(mut config: LocalConfig, stop: watch::Receiver<bool>) -> Result
         None
     };
     // One opener, so every service opens the same in-process queues.
-    let queues = QueueOpener::embedded();
+    let queues = QueueOpener::embedded_with(config.ingress.queues.embedded_capacity());
     let ingress = Ingress::start(
         config.ingress.clone(),
         bw_ingress::Queues::open(&queues),

@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn defaults_are_embedded_with_the_built_in_template() {
         let config = PackagerConfig::from_env(Env::from_pairs([("PORT", "0")])).unwrap();
-        assert_eq!(config.queues, QueueBackend::Embedded);
+        assert_eq!(
+            config.queues,
+            QueueBackend::Embedded(bw_queue::Capacity::default())
+        );
         assert!(config.readme_template.is_none());
         assert_eq!(config.worker.concurrency, 4);
     }

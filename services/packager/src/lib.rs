@@ -147,7 +147,7 @@ impl bw_worker::Service for PackagerConfig {
         .await?;
         Ok(Connections {
             queues,
-            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), self.secret_watch),
+            secret: SecretWatch::connect(self.secret.as_ref(), aws.as_ref(), &self.secret_watch),
             buckets: Buckets::for_backend(&self.store, aws.as_ref()),
             readme,
         })

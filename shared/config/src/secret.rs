@@ -156,9 +156,35 @@ impl BenchlingSecret {
     /// Parses and validates the secret's JSON, reporting every problem at once. Values are
     /// never echoed in errors.
     pub fn from_json(text: &str) -> Result<Self, SecretError> {
+        Self::from_json_with(text, None)
+    }
+
+    /// Like [`BenchlingSecret::from_json`], with the package bucket the deployment names
+    /// (`PACKAGE_BUCKET`): it completes a secret without a bucket (the four-key form: `tenant`,
+    /// `client_id`, `client_secret`, `app_definition_id`). A secret naming another bucket is
+    /// refused, naming both keys: which one wins would be a guess.
+    pub fn from_json_with(text: &str, package_bucket: Option<&str>) -> Result<Self, SecretError> {
         let raw: Map<String, Value> =
             serde_json::from_str(text).map_err(|e| SecretError::InvalidJson(e.to_string()))?;
-        let map = snake_case_keys(raw)?;
+        let bucket_key = if raw.contains_key("BENCHLING_PKG_BUCKET") {
+            "BENCHLING_PKG_BUCKET"
+        } else {
+            "user_bucket"
+        };
+        let mut map = snake_case_keys(raw)?;
+        if let Some(deployed) = package_bucket.map(str::trim).filter(|b| !b.is_empty()) {
+            match map.get("user_bucket") {
+                None | Some(Value::Null) => {
+                    map.insert("user_bucket".into(), Value::String(deployed.to_owned()));
+                }
+                Some(Value::String(own)) if own.trim() == deployed => {}
+                Some(_) => {
+                    return Err(SecretError::Invalid(vec![format!(
+                        "{bucket_key} and PACKAGE_BUCKET: the secret and the deployment name different package buckets; set one, or make them equal"
+                    )]));
+                }
+            }
+        }
         let mut problems = Vec::new();
         let string = |key: &str, problems: &mut Vec<String>| -> Option<String> {
             match map.get(key) {
@@ -180,7 +206,12 @@ impl BenchlingSecret {
             .filter(|k| matches!(map.get(*k), None | Some(Value::Null)))
             .collect();
         if !missing.is_empty() {
-            problems.push(format!("missing keys: {}", missing.join(", ")));
+            let bucket_hint = if missing.contains(&"user_bucket") {
+                " (the bucket may instead come from PACKAGE_BUCKET in the deployment)"
+            } else {
+                ""
+            };
+            problems.push(format!("missing keys: {}{bucket_hint}", missing.join(", ")));
         }
         let tenant = string("tenant", &mut problems).map(|t| normalize_tenant(&t));
         if tenant.as_ref().is_some_and(|t| {
@@ -380,8 +411,9 @@ impl SecretLoader {
         &self.source
     }
 
-    /// Fetches and validates the secret.
-    pub async fn load(&self) -> Result<BenchlingSecret, SecretError> {
+    /// Fetches and validates the secret; `package_bucket` is the deployment's bucket
+    /// ([`BenchlingSecret::from_json_with`]).
+    pub async fn load(&self, package_bucket: Option<&str>) -> Result<BenchlingSecret, SecretError> {
         let text = match &self.source {
             SecretSource::File(path) => {
                 tokio::fs::read_to_string(path)
@@ -426,7 +458,7 @@ impl SecretLoader {
                 })?
             }
         };
-        BenchlingSecret::from_json(&text)
+        BenchlingSecret::from_json_with(&text, package_bucket)
     }
 }
 
@@ -485,6 +517,48 @@ mod tests {
             ("benchling", "experiment_id", "INFO")
         );
         assert!(s.enable_webhook_verification);
+    }
+
+    #[test]
+    fn the_four_key_form_takes_its_bucket_from_the_deployment() {
+        let four =
+            r#"{"client_id":"i","client_secret":"s","tenant":"t","app_definition_id":"appdef_1"}"#;
+        let secret = BenchlingSecret::from_json_with(four, Some("deployed-bucket")).unwrap();
+        assert_eq!(secret.user_bucket, "deployed-bucket");
+        assert_eq!(secret.pkg_prefix, "benchling");
+        // Without PACKAGE_BUCKET the bucket is missing, and the error says where it may come from.
+        let err = BenchlingSecret::from_json(four).unwrap_err().to_string();
+        assert!(
+            err.contains("user_bucket") && err.contains("PACKAGE_BUCKET"),
+            "{err}"
+        );
+        // The same bucket in both places is fine; different ones are refused naming both keys.
+        let both = r#"{"client_id":"i","client_secret":"s","tenant":"t","app_definition_id":"appdef_1","user_bucket":"bkt"}"#;
+        assert_eq!(
+            BenchlingSecret::from_json_with(both, Some("bkt"))
+                .unwrap()
+                .user_bucket,
+            "bkt"
+        );
+        let err = BenchlingSecret::from_json_with(both, Some("other"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("user_bucket and PACKAGE_BUCKET"), "{err}");
+        let upper = r#"{"BENCHLING_TENANT":"t","BENCHLING_CLIENT_ID":"i","BENCHLING_CLIENT_SECRET":"s",
+            "BENCHLING_APP_DEFINITION_ID":"appdef_1","BENCHLING_PKG_BUCKET":"s3://bkt"}"#;
+        let err = BenchlingSecret::from_json_with(upper, Some("other"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("BENCHLING_PKG_BUCKET and PACKAGE_BUCKET"),
+            "{err}"
+        );
+        assert_eq!(
+            BenchlingSecret::from_json_with(upper, Some("bkt"))
+                .unwrap()
+                .user_bucket,
+            "bkt"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use crate::secret::{BenchlingSecret, SecretLoader};
 
-/// Retry and refresh timing.
-#[derive(Clone, Copy, Debug)]
+/// Retry and refresh timing, and what the deployment adds to the secret.
+#[derive(Clone, Debug)]
 pub struct SecretWatchOptions {
     /// First wait after a failed load; doubles on each failure.
     pub retry_initial: Duration,
@@ -18,6 +18,9 @@ pub struct SecretWatchOptions {
     pub retry_max: Duration,
     /// Wait between two reads of a loaded secret.
     pub refresh_interval: Duration,
+    /// `PACKAGE_BUCKET`: the package bucket the deployment names (the stack's `PackageBucket`),
+    /// for a secret without one (the four-key form).
+    pub package_bucket: Option<String>,
 }
 
 impl Default for SecretWatchOptions {
@@ -26,6 +29,7 @@ impl Default for SecretWatchOptions {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             refresh_interval: Duration::from_secs(300),
+            package_bucket: None,
         }
     }
 }
@@ -55,7 +59,8 @@ pub struct SecretWatch {
 }
 
 impl SecretWatchOptions {
-    /// Reads `SECRET_RETRY_INITIAL_MS`, `SECRET_RETRY_MAX_SECS` and `SECRET_REFRESH_SECS`.
+    /// Reads `SECRET_RETRY_INITIAL_MS`, `SECRET_RETRY_MAX_SECS`, `SECRET_REFRESH_SECS` and
+    /// `PACKAGE_BUCKET`.
     pub fn from_env(env: &crate::Env) -> Self {
         let defaults = Self::default();
         Self {
@@ -70,6 +75,7 @@ impl SecretWatchOptions {
                 defaults.refresh_interval,
                 1..=86_400,
             ),
+            package_bucket: env.optional("PACKAGE_BUCKET"),
         }
     }
 }
@@ -80,7 +86,7 @@ impl SecretWatch {
     pub fn connect(
         source: Option<&crate::SecretSource>,
         aws: Option<&aws_config::SdkConfig>,
-        options: SecretWatchOptions,
+        options: &SecretWatchOptions,
     ) -> Self {
         match source {
             None => Self::unconfigured("BenchlingSecret is not set"),
@@ -97,9 +103,9 @@ impl SecretWatch {
     }
 
     /// Starts loading on the current tokio runtime. The task ends when every handle is dropped.
-    pub fn spawn(loader: SecretLoader, options: SecretWatchOptions) -> Self {
+    pub fn spawn(loader: SecretLoader, options: &SecretWatchOptions) -> Self {
         let (tx, rx) = watch::channel(SecretState::Loading);
-        tokio::spawn(run(loader, options, tx));
+        tokio::spawn(run(loader, options.clone(), tx));
         Self { rx }
     }
 
@@ -165,7 +171,7 @@ async fn run(loader: SecretLoader, options: SecretWatchOptions, tx: watch::Sende
     let mut backoff = options.retry_initial;
     let mut failures = 0u32;
     loop {
-        let wait = match loader.load().await {
+        let wait = match loader.load(options.package_bucket.as_deref()).await {
             Ok(secret) => {
                 failures = 0;
                 backoff = options.retry_initial;
@@ -233,10 +239,11 @@ mod tests {
             retry_initial: Duration::from_millis(20),
             retry_max: Duration::from_millis(50),
             refresh_interval: Duration::from_millis(50),
+            package_bucket: None,
         };
         let mut watch = SecretWatch::spawn(
             SecretLoader::new(SecretSource::File(path.clone()), None),
-            options,
+            &options,
         );
         let mut rx = watch.subscribe();
         rx.wait_for(|s| matches!(s, SecretState::Unavailable { .. }))

@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bw_config::{AwsResource, Env, FieldError};
 use bw_contracts::{QueueKind, QueueName};
 
-use crate::{EmbeddedOptions, EmbeddedQueue, Queue, SqsQueue};
+use crate::{Capacity, EmbeddedOptions, EmbeddedQueue, Queue, SqsQueue};
 
 /// Where a service's queues live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueBackend {
-    /// In-process queues: reachable only by services in the same process.
-    Embedded,
+    /// In-process queues: reachable only by services in the same process, each holding at most
+    /// this much.
+    Embedded(Capacity),
     /// Amazon SQS, at these URLs.
     Sqs(BTreeMap<QueueName, String>),
 }
@@ -23,7 +24,8 @@ impl QueueBackend {
     /// none for in-process queues) and those of `optional` that are set, which need the
     /// required ones beside them. Records an error in `env` naming each URL that is missing
     /// from a partial set, set without the required ones, not an http(s) URL, or not of the queue's
-    /// [`QueueKind`].
+    /// [`QueueKind`]. In-process queues hold at most `EMBEDDED_QUEUE_MAX_MESSAGES` messages
+    /// (default 10,000) and `EMBEDDED_QUEUE_MAX_BYTES` bytes (default 64 MiB) each.
     pub fn from_env(env: &Env, required: &[QueueName], optional: &[QueueName]) -> Self {
         let read = |queue: &QueueName| {
             let url = env.http_url(queue.url_var)?;
@@ -59,7 +61,19 @@ impl QueueBackend {
                     ),
                 ));
             }
-            return Self::Embedded;
+            let defaults = Capacity::default();
+            return Self::Embedded(Capacity {
+                messages: env.ranged_or(
+                    "EMBEDDED_QUEUE_MAX_MESSAGES",
+                    defaults.messages as u64,
+                    1..=10_000_000,
+                ) as usize,
+                bytes: env.ranged_or(
+                    "EMBEDDED_QUEUE_MAX_BYTES",
+                    defaults.bytes as u64,
+                    1_048_576..=64 * 1_073_741_824,
+                ) as usize,
+            });
         }
         for queue in required.iter().filter(|q| !found.contains_key(q)) {
             env.record(FieldError::invalid(
@@ -78,10 +92,18 @@ impl QueueBackend {
         matches!(self, Self::Sqs(_))
     }
 
+    /// What each in-process queue may hold (the default for SQS, where it does not apply).
+    pub fn embedded_capacity(&self) -> Capacity {
+        match self {
+            Self::Embedded(capacity) => *capacity,
+            Self::Sqs(_) => Capacity::default(),
+        }
+    }
+
     /// The SQS URL of `queue`, when it has one.
     pub fn url(&self, queue: QueueName) -> Option<&str> {
         match self {
-            Self::Embedded => None,
+            Self::Embedded(_) => None,
             Self::Sqs(urls) => urls.get(&queue).map(String::as_str),
         }
     }
@@ -100,6 +122,7 @@ impl AwsResource for QueueBackend {
 #[derive(Debug)]
 pub struct QueueOpener {
     sqs: Option<(aws_sdk_sqs::Client, BTreeMap<QueueName, String>)>,
+    capacity: Capacity,
     embedded: Mutex<HashMap<QueueName, Arc<dyn Queue>>>,
 }
 
@@ -120,14 +143,21 @@ impl QueueOpener {
         };
         Self {
             sqs,
+            capacity: backend.embedded_capacity(),
             embedded: Mutex::default(),
         }
     }
 
     /// An opener of in-process queues only, for services sharing one process.
     pub fn embedded() -> Self {
+        Self::embedded_with(Capacity::default())
+    }
+
+    /// An opener of in-process queues of `capacity` only.
+    pub fn embedded_with(capacity: Capacity) -> Self {
         Self {
             sqs: None,
+            capacity,
             embedded: Mutex::default(),
         }
     }
@@ -158,9 +188,9 @@ impl QueueOpener {
         let mut embedded = self.embedded.lock().unwrap_or_else(PoisonError::into_inner);
         let opened = embedded.entry(queue).or_insert_with(|| {
             if queue.is_fifo() {
-                EmbeddedQueue::with_dead_letter(queue.name, true).0
+                EmbeddedQueue::with_dead_letter_and_capacity(queue.name, true, self.capacity).0
             } else {
-                EmbeddedQueue::new(EmbeddedOptions::new(queue.name))
+                EmbeddedQueue::new(EmbeddedOptions::new(queue.name).capacity(self.capacity))
             }
         });
         Arc::clone(opened)
@@ -182,8 +212,29 @@ mod tests {
     fn no_urls_mean_in_process_queues() {
         let env = env(&[]);
         let backend = QueueBackend::from_env(&env, &REQUIRED, &[QueueName::PACKAGE_EVENTS]);
-        assert_eq!(backend, QueueBackend::Embedded);
+        assert_eq!(backend, QueueBackend::Embedded(Capacity::default()));
         assert!(env.finish(()).is_ok());
+    }
+
+    #[test]
+    fn in_process_capacity_comes_from_the_environment() {
+        let env = env(&[
+            ("EMBEDDED_QUEUE_MAX_MESSAGES", "50"),
+            ("EMBEDDED_QUEUE_MAX_BYTES", "2097152"),
+        ]);
+        let backend = QueueBackend::from_env(&env, &REQUIRED, &[]);
+        assert_eq!(
+            backend.embedded_capacity(),
+            Capacity {
+                messages: 50,
+                bytes: 2_097_152
+            }
+        );
+        assert!(env.finish(()).is_ok());
+        let zero = self::env(&[("EMBEDDED_QUEUE_MAX_MESSAGES", "0")]);
+        QueueBackend::from_env(&zero, &REQUIRED, &[]);
+        let error = zero.finish(()).unwrap_err().to_string();
+        assert!(error.contains("EMBEDDED_QUEUE_MAX_MESSAGES"), "{error}");
     }
 
     #[test]
@@ -252,7 +303,7 @@ mod tests {
         let events = format!("{URL}events");
         let env = env(&[("PACKAGE_EVENT_QUEUE_URL", &events)]);
         let backend = QueueBackend::from_env(&env, &REQUIRED, &[QueueName::PACKAGE_EVENTS]);
-        assert_eq!(backend, QueueBackend::Embedded);
+        assert_eq!(backend, QueueBackend::Embedded(Capacity::default()));
         let error = env.finish(()).unwrap_err().to_string();
         assert!(error.contains("PACKAGE_EVENT_QUEUE_URL"), "{error}");
     }

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 pub use backend::{QueueBackend, QueueOpener};
 pub use batch::{BatchOptions, Batcher};
 pub use bw_contracts::{QueueKind, QueueName};
-pub use embedded::{EmbeddedOptions, EmbeddedQueue};
+pub use embedded::{Capacity, EmbeddedOptions, EmbeddedQueue};
 pub use sqs::SqsQueue;
 
 /// SQS's ceiling for one `ReceiveMessage` and one `SendMessageBatch`.

@@ -10,7 +10,7 @@ mod runtime;
 mod service;
 
 pub use binary::{Service, main, run};
-pub use probe::{Readiness, serve_probes};
+pub use probe::{Readiness, Warnings, serve_probes};
 pub use runtime::{
     Failure, Handler, Incoming, JobContext, Worker, WorkerHealth, WorkerOptions, send_job,
     shutdown_on_signals,

@@ -2,7 +2,8 @@
 //! `/health/ready`, so orchestrators (ECS, compose, Kubernetes) can tell a live worker from a
 //! ready one. Workers serve nothing else, so a full HTTP stack would be weight without use.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -15,18 +16,50 @@ const MAX_HEAD: usize = 8 * 1024;
 /// How long a client has to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether a worker can do its work now; `Err` says why not, without secrets.
+/// Whether a worker can do its work now: `Ok` with the warnings it runs with (problems that
+/// leave it ready, such as an optional feature misconfigured), or `Err` saying why not. Never
+/// holds secrets.
 pub trait Readiness: Send + Sync + 'static {
     /// Checks readiness. Called per probe, so it must be cheap and must not block.
-    fn check(&self) -> Result<(), String>;
+    fn check(&self) -> Result<Vec<String>, String>;
 }
 
 impl<F> Readiness for F
 where
-    F: Fn() -> Result<(), String> + Send + Sync + 'static,
+    F: Fn() -> Result<Vec<String>, String> + Send + Sync + 'static,
 {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<Vec<String>, String> {
         self()
+    }
+}
+
+/// Problems a worker reports while it stays ready, shown in its `/health/ready` body (still
+/// 200: the worker does its main work) and set or cleared by whoever watches the problem.
+/// Clones share the list.
+#[derive(Clone, Debug, Default)]
+pub struct Warnings(Arc<Mutex<BTreeMap<&'static str, String>>>);
+
+impl Warnings {
+    /// Reports the problem of `topic` (replacing an earlier one).
+    pub fn set(&self, topic: &'static str, message: impl Into<String>) {
+        self.lock().insert(topic, message.into());
+    }
+
+    /// The problem of `topic` is gone.
+    pub fn clear(&self, topic: &'static str) {
+        self.lock().remove(topic);
+    }
+
+    /// Every current problem, by topic.
+    pub fn list(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .map(|(topic, message)| format!("{topic}: {message}"))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, String>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -95,7 +128,11 @@ fn route(method: &str, path: &str, readiness: &dyn Readiness) -> (&'static str, 
         return ("200 OK", r#"{"status":"ok"}"#.to_owned());
     }
     match readiness.check() {
-        Ok(()) => ("200 OK", r#"{"status":"ready"}"#.to_owned()),
+        Ok(warnings) if warnings.is_empty() => ("200 OK", r#"{"status":"ready"}"#.to_owned()),
+        Ok(warnings) => (
+            "200 OK",
+            serde_json::json!({ "status": "ready", "warnings": warnings }).to_string(),
+        ),
         Err(reason) => (
             "503 Service Unavailable",
             serde_json::json!({ "status": "not_ready", "reason": reason }).to_string(),
@@ -137,9 +174,11 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let ready = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&ready);
+        let warnings = Warnings::default();
+        let shown = warnings.clone();
         let readiness = move || {
             if flag.load(Ordering::SeqCst) {
-                Ok(())
+                Ok(shown.list())
             } else {
                 Err("secret loading".to_owned())
             }
@@ -158,6 +197,17 @@ mod tests {
         ready.store(true, Ordering::SeqCst);
         let now_ready = get(addr, "GET /health/ready?x=1 HTTP/1.1\r\n\r\n").await;
         assert!(now_ready.starts_with("HTTP/1.1 200 OK"), "{now_ready}");
+        assert!(now_ready.ends_with(r#"{"status":"ready"}"#), "{now_ready}");
+        warnings.set("athena", "workgroup \"wg\" is disabled");
+        let warned = get(addr, "GET /health/ready HTTP/1.1\r\n\r\n").await;
+        assert!(warned.starts_with("HTTP/1.1 200 OK"), "{warned}");
+        assert!(
+            warned.contains(r#""warnings":["athena: workgroup \"wg\" is disabled"]"#),
+            "{warned}"
+        );
+        warnings.clear("athena");
+        let cleared = get(addr, "GET /health/ready HTTP/1.1\r\n\r\n").await;
+        assert!(cleared.ends_with(r#"{"status":"ready"}"#), "{cleared}");
         let missing = get(addr, "GET /config HTTP/1.1\r\n\r\n").await;
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let post = get(addr, "POST /health HTTP/1.1\r\n\r\n").await;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::probe::serve_probes;
+use crate::probe::{Warnings, serve_probes};
 use crate::runtime::{Handler, Worker, WorkerHealth, WorkerOptions};
 
 /// A worker service's own settings.
@@ -71,6 +71,7 @@ impl WorkerConfig {
 pub struct Consumer {
     name: String,
     health: WorkerHealth,
+    warnings: Option<Warnings>,
     run: Box<dyn FnOnce(watch::Receiver<bool>) -> Consuming + Send>,
 }
 
@@ -94,8 +95,17 @@ impl Consumer {
         Self {
             name,
             health: worker.health(),
+            warnings: None,
             run: Box::new(move |stop| Box::pin(async move { worker.run(handler, stop).await })),
         }
+    }
+}
+
+impl Consumer {
+    /// Shows `warnings` in the readiness probe while the consumer is ready.
+    pub fn with_warnings(mut self, warnings: Warnings) -> Self {
+        self.warnings = Some(warnings);
+        self
     }
 }
 
@@ -115,11 +125,18 @@ pub async fn serve(
         .iter()
         .map(|c| (c.name.clone(), c.health.clone()))
         .collect();
+    let warnings: Vec<Warnings> = consumers
+        .iter()
+        .filter_map(|c| c.warnings.clone())
+        .collect();
     let probe_secret = secret.clone();
     let readiness = move || match probe_secret.state() {
-        SecretState::Ready(_) => health
-            .iter()
-            .try_for_each(|(name, health)| health.check().map_err(|e| format!("{name}: {e}"))),
+        SecretState::Ready(_) => {
+            health.iter().try_for_each(|(name, health)| {
+                health.check().map_err(|e| format!("{name}: {e}"))
+            })?;
+            Ok(warnings.iter().flat_map(Warnings::list).collect())
+        }
         SecretState::Loading => Err("the Benchling secret is loading".to_owned()),
         SecretState::Unavailable { error, .. } => Err(error),
     };

@@ -394,7 +394,7 @@ async fn a_consumer_that_cannot_start_ends_the_service_with_its_error() {
     let secret = SecretWatch::connect(
         Some(&SecretSource::File(path)),
         None,
-        SecretWatchOptions::default(),
+        &SecretWatchOptions::default(),
     );
     let config = WorkerConfig::from_env(&Env::from_pairs([("RECEIVE_WAIT_SECS", "1")]), 2);
     let healthy: Arc<dyn Queue> = EmbeddedQueue::with_dead_letter("healthy.fifo", true).0;

@@ -105,7 +105,7 @@ fn run(options: &ServeOptions, dir: &Path) -> anyhow::Result<()> {
         let (queues, report) = queues(options.queues);
         let secret_watch = SecretWatch::spawn(
             SecretLoader::new(SecretSource::File(secret), None),
-            config.secret_watch,
+            &config.secret_watch,
         );
         let ingress =
             Ingress::start(config, queues, secret_watch, true).context("binding the HTTP port")?;

@@ -155,6 +155,13 @@ impl Moto {
         .collect()
     }
 
+    /// Hold for the whole test when it queues Athena results: moto answers the next query of
+    /// the whole server with the result queued last, so such tests of one process take turns.
+    pub async fn athena_turn(&self) -> tokio::sync::MutexGuard<'static, ()> {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        TURN.lock().await
+    }
+
     /// Queues one Athena query result (the first row is the header): moto answers the next
     /// query execution of the whole server with it.
     ///

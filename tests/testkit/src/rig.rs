@@ -65,7 +65,7 @@ impl ServiceRig {
         SecretWatch::connect(
             Some(&SecretSource::File(self.secret_path.clone())),
             None,
-            SecretWatchOptions::default(),
+            &SecretWatchOptions::default(),
         )
     }
 

@@ -27,12 +27,13 @@ async fn seed(moto: &Moto, rows: &[[&str; 4]]) {
     moto.queue_athena_result(&rows).await;
 }
 
-/// One test for every moto case: seeded results are one queue for the whole server.
-#[tokio::test]
-async fn linked_packages_come_from_a_parameterised_query_in_the_configured_workgroup() {
-    let moto = Moto::shared();
+/// An Athena client on moto, a new workgroup named after `prefix`, and a query runner in it.
+async fn in_new_workgroup(
+    moto: &Moto,
+    prefix: &str,
+) -> (aws_sdk_athena::Client, String, PackageQuery) {
     let client = aws_sdk_athena::Client::new(&moto.sdk_config().await);
-    let workgroup = Moto::unique_name("quilt-wg");
+    let workgroup = Moto::unique_name(prefix);
     client
         .create_work_group()
         .name(&workgroup)
@@ -40,6 +41,15 @@ async fn linked_packages_come_from_a_parameterised_query_in_the_configured_workg
         .await
         .unwrap();
     let query = PackageQuery::new(client.clone(), options(&workgroup)).unwrap();
+    (client, workgroup, query)
+}
+
+/// One test for every moto case: seeded results are one queue for the whole server.
+#[tokio::test]
+async fn linked_packages_come_from_a_parameterised_query_in_the_configured_workgroup() {
+    let moto = Moto::shared();
+    let _turn = moto.athena_turn().await;
+    let (client, workgroup, query) = in_new_workgroup(moto, "quilt-wg").await;
     seed(
         moto,
         &[
@@ -200,4 +210,59 @@ async fn errors_name_the_workgroup_and_what_to_do() {
         "{error}"
     );
     assert!(!error.is_transient());
+}
+
+#[tokio::test]
+async fn the_workgroup_check_names_a_missing_disabled_or_forbidden_workgroup() {
+    let moto = Moto::shared();
+    let (client, _, query) = in_new_workgroup(moto, "checked-wg").await;
+    query
+        .check_workgroup()
+        .await
+        .expect("an enabled workgroup passes");
+    let missing = PackageQuery::new(client, options("no-such-wg")).unwrap();
+    let error = missing.check_workgroup().await.unwrap_err();
+    assert!(matches!(error, AthenaError::NoWorkgroup { .. }), "{error}");
+    assert!(error.to_string().contains("\"no-such-wg\""), "{error}");
+
+    // What moto cannot produce: Athena's own answers, from a stand-in speaking its protocol.
+    let answer = |response: StubResponse| {
+        StubServer::start(move |request: &StubRequest| {
+            assert_eq!(
+                request.header("x-amz-target"),
+                Some("AmazonAthena.GetWorkGroup")
+            );
+            StubResponse {
+                content_type: "application/x-amz-json-1.1",
+                ..response.clone()
+            }
+        })
+    };
+    let disabled = answer(StubResponse::json(
+        "200 OK",
+        json!({"WorkGroup": {"Name": "quilt-user-wg", "State": "DISABLED"}}).to_string(),
+    ));
+    let error = against(&disabled)
+        .await
+        .check_workgroup()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AthenaError::Disabled { .. }), "{error}");
+    assert!(
+        error.to_string().contains("\"quilt-user-wg\" is disabled"),
+        "{error}"
+    );
+    let denied = answer(error_body(
+        "AccessDeniedException",
+        "User: arn:aws:sts::123456789012:assumed-role/task is not authorized to perform: athena:GetWorkGroup",
+    ));
+    let error = against(&denied).await.check_workgroup().await.unwrap_err();
+    assert!(matches!(error, AthenaError::AccessDenied { .. }), "{error}");
+    assert!(error.to_string().contains("athena:GetWorkGroup"), "{error}");
+    let gone = answer(error_body(
+        "InvalidRequestException",
+        "WorkGroup quilt-user-wg is not found.",
+    ));
+    let error = against(&gone).await.check_workgroup().await.unwrap_err();
+    assert!(matches!(error, AthenaError::NoWorkgroup { .. }), "{error}");
 }

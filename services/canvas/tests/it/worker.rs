@@ -700,6 +700,7 @@ async fn package_events_refresh_the_canvas_and_skip_what_is_not_ours() {
 
 #[tokio::test]
 async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
+    let _turn = Moto::shared().athena_turn().await;
     let workgroup = Moto::unique_name("canvas-wg");
     let rig = Rig::start(Some(&workgroup)).await;
     rig.add_canvas("cnvs_1");
@@ -736,6 +737,7 @@ async fn linked_packages_come_from_athena_and_are_reused_while_paging() {
 
 #[tokio::test]
 async fn a_new_canvas_queries_athena_afresh_even_within_the_cache_time() {
+    let _turn = Moto::shared().athena_turn().await;
     let workgroup = Moto::unique_name("canvas-wg");
     let rig = Rig::start(Some(&workgroup)).await;
     // The entry is published before it has a canvas: its main view is rendered (and its linked

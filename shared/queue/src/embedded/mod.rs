@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use self::state::{State, Stored};
+pub use self::state::Capacity;
+use self::state::{Refused, State, Stored};
 use crate::{
     MAX_BATCH, MAX_WAIT, OutgoingMessage, Queue, QueueError, ReceiptHandle, ReceivedMessage,
 };
@@ -45,6 +46,8 @@ pub struct EmbeddedOptions {
     /// (FIFO or standard), as SQS requires; a FIFO dead-letter queue puts a message that arrives
     /// without a group into a group of its own.
     pub dead_letter: Option<Arc<EmbeddedQueue>>,
+    /// The most it holds before sends are refused as unavailable.
+    pub capacity: Capacity,
 }
 
 impl EmbeddedOptions {
@@ -56,6 +59,7 @@ impl EmbeddedOptions {
             visibility_timeout: Duration::from_secs(30),
             max_receives: Some(5),
             dead_letter: None,
+            capacity: Capacity::default(),
         }
     }
 
@@ -80,6 +84,12 @@ impl EmbeddedOptions {
     /// Sets the dead-letter queue.
     pub fn dead_letter(mut self, queue: Arc<EmbeddedQueue>) -> Self {
         self.dead_letter = Some(queue);
+        self
+    }
+
+    /// Sets the capacity.
+    pub fn capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
         self
     }
 }
@@ -107,7 +117,7 @@ impl EmbeddedQueue {
         let redrive_after = options.dead_letter.as_ref().and(options.max_receives);
         Arc::new(Self {
             tag: NEXT_QUEUE_TAG.fetch_add(1, Ordering::Relaxed),
-            state: Mutex::new(State::new(options.fifo, redrive_after)),
+            state: Mutex::new(State::new(options.fifo, redrive_after, options.capacity)),
             options,
             arrivals: Notify::new(),
         })
@@ -115,11 +125,26 @@ impl EmbeddedQueue {
 
     /// A queue and its dead-letter queue `{name}-dlq`, with default settings otherwise.
     pub fn with_dead_letter(name: &str, fifo: bool) -> (Arc<Self>, Arc<Self>) {
-        let dead_letter = Self::new(EmbeddedOptions::new(format!("{name}-dlq")).fifo(fifo));
+        Self::with_dead_letter_and_capacity(name, fifo, Capacity::default())
+    }
+
+    /// A queue of `capacity` and its dead-letter queue `{name}-dlq` (of the same capacity),
+    /// with default settings otherwise.
+    pub fn with_dead_letter_and_capacity(
+        name: &str,
+        fifo: bool,
+        capacity: Capacity,
+    ) -> (Arc<Self>, Arc<Self>) {
+        let dead_letter = Self::new(
+            EmbeddedOptions::new(format!("{name}-dlq"))
+                .fifo(fifo)
+                .capacity(capacity),
+        );
         let main = Self::new(
             EmbeddedOptions::new(name)
                 .fifo(fifo)
-                .dead_letter(Arc::clone(&dead_letter)),
+                .dead_letter(Arc::clone(&dead_letter))
+                .capacity(capacity),
         );
         (main, dead_letter)
     }
@@ -134,6 +159,15 @@ impl EmbeddedQueue {
             queue: self.options.name.clone(),
             operation,
             message: message.into(),
+        }
+    }
+
+    /// A full queue refuses as an unreachable one would: the sender should try again later.
+    fn full(&self, operation: &'static str, message: String) -> QueueError {
+        QueueError::Unavailable {
+            queue: self.options.name.clone(),
+            operation,
+            message,
         }
     }
 
@@ -177,7 +211,10 @@ impl EmbeddedQueue {
         state
             .store(message, now)
             .map(|id| id.to_string())
-            .map_err(|reason| self.rejected(operation, reason))
+            .map_err(|refused| match refused {
+                Refused::Invalid(reason) => self.rejected(operation, reason),
+                Refused::Full(reason) => self.full(operation, reason),
+            })
     }
 
     /// Takes up to `max` deliverable messages; also says when the next in-flight message
@@ -320,7 +357,8 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn check(&self) -> Result<(), QueueError> {
-        Ok(())
+        self.with_state(|state, _| state.fullness(0))
+            .map_err(|reason| self.full("GetQueueAttributes", reason))
     }
 
     async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError> {
@@ -348,6 +386,57 @@ mod tests {
 
     fn bodies(messages: &[ReceivedMessage]) -> Vec<&str> {
         messages.iter().map(|m| m.body.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_as_unavailable_until_it_has_room() {
+        let capacity = Capacity {
+            messages: 2,
+            bytes: 1_000,
+        };
+        let queue = EmbeddedQueue::new(
+            EmbeddedOptions::new("unit.fifo")
+                .fifo(true)
+                .capacity(capacity),
+        );
+        let job = |body: &str| OutgoingMessage::new(body).group(body).dedup(body);
+        queue.send(job("a")).await.unwrap();
+        queue.send(job("b")).await.unwrap();
+        assert!(queue.check().await.is_err(), "two messages fill it");
+        let refused = queue.send(job("c")).await;
+        match refused {
+            Err(QueueError::Unavailable { message, .. }) => {
+                assert!(message.contains("EMBEDDED_QUEUE_MAX_MESSAGES"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A duplicate of a stored message is still answered with its id.
+        queue.send(job("a")).await.unwrap();
+
+        // Room comes back as messages are deleted; in-flight ones still count.
+        let taken = queue.receive(1, Duration::ZERO).await.unwrap().remove(0);
+        assert!(
+            queue.send(job("c")).await.is_err(),
+            "in flight still counts"
+        );
+        queue.delete(&taken.receipt).await.unwrap();
+        assert!(queue.check().await.is_ok());
+        queue.send(job("c")).await.unwrap();
+
+        // The byte limit, counted over bodies and attributes.
+        let small = EmbeddedQueue::new(EmbeddedOptions::new("bytes").capacity(Capacity {
+            messages: 100,
+            bytes: 10,
+        }));
+        small.send(OutgoingMessage::new("123456")).await.unwrap();
+        match small.send(OutgoingMessage::new("12345")).await {
+            Err(QueueError::Unavailable { message, .. }) => {
+                assert!(message.contains("EMBEDDED_QUEUE_MAX_BYTES"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        small.send(OutgoingMessage::new("1234")).await.unwrap();
+        assert!(small.check().await.is_err(), "exactly at the byte limit");
     }
 
     #[tokio::test]

@@ -38,6 +38,17 @@ pub(super) struct Stored {
 }
 
 impl Stored {
+    /// What the message holds in memory, counted as SQS counts its size: body plus attribute
+    /// names and values.
+    fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>()
+    }
+
     fn new(body: String, group: Option<Arc<str>>, attributes: BTreeMap<String, String>) -> Self {
         Self {
             id: uuid::Uuid::new_v4(),
@@ -69,6 +80,35 @@ impl Group {
     }
 }
 
+/// The most an embedded queue holds, visible and in flight together: past it, sends are refused
+/// as an outage would refuse them, so an unconsumed queue cannot grow without bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Messages.
+    pub messages: usize,
+    /// Bytes of bodies and attributes.
+    pub bytes: usize,
+}
+
+impl Default for Capacity {
+    /// 10,000 messages or 64 MiB: minutes of webhooks at Benchling's rates, a few tens of MiB.
+    fn default() -> Self {
+        Self {
+            messages: 10_000,
+            bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a message was not stored.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// SQS would refuse it too; sending it again will not help.
+    Invalid(String),
+    /// The queue is at its capacity; it may have room later.
+    Full(String),
+}
+
 /// A visibility change was refused: the receipt is not the latest of a message in flight.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct NotInFlight;
@@ -81,6 +121,9 @@ pub(super) struct State {
     /// Receives after which a message leaves for the dead-letter queue; `None` keeps it forever
     /// (no limit, or no dead-letter queue to move it to).
     redrive_after: Option<u32>,
+    capacity: Capacity,
+    /// The sizes of every stored message, summed.
+    bytes: usize,
     next_seq: u64,
     next_receipt: u64,
     messages: HashMap<u64, Stored>,
@@ -101,10 +144,12 @@ pub(super) struct State {
 
 impl State {
     /// An empty queue of the given kind.
-    pub(super) fn new(fifo: bool, redrive_after: Option<u32>) -> Self {
+    pub(super) fn new(fifo: bool, redrive_after: Option<u32>, capacity: Capacity) -> Self {
         Self {
             fifo,
             redrive_after,
+            capacity,
+            bytes: 0,
             next_seq: 0,
             next_receipt: 0,
             messages: HashMap::new(),
@@ -133,14 +178,15 @@ impl State {
         redriven
     }
 
-    /// Validates and stores one message; a FIFO duplicate returns the original's id. The error
-    /// says why SQS would refuse the message.
+    /// Validates and stores one message; a FIFO duplicate returns the original's id, even when
+    /// the queue is full. The error says why SQS would refuse the message, or that the queue is
+    /// full.
     pub(super) fn store(
         &mut self,
         message: OutgoingMessage,
         now: Instant,
-    ) -> Result<uuid::Uuid, String> {
-        validate(&message, self.fifo)?;
+    ) -> Result<uuid::Uuid, Refused> {
+        validate(&message, self.fifo).map_err(Refused::Invalid)?;
         let OutgoingMessage {
             body,
             group_id,
@@ -148,7 +194,9 @@ impl State {
             attributes,
         } = message;
         if !self.fifo {
-            return Ok(self.insert(Stored::new(body, None, attributes)));
+            let stored = Stored::new(body, None, attributes);
+            self.check_room(&stored)?;
+            return Ok(self.insert(stored));
         }
         self.forget_expired_dedup(now);
         let key = self
@@ -157,11 +205,37 @@ impl State {
         if let Some((id, _)) = self.dedup.get(&key) {
             return Ok(*id);
         }
-        let id = self.insert(Stored::new(body, group_id.map(Arc::from), attributes));
+        let stored = Stored::new(body, group_id.map(Arc::from), attributes);
+        self.check_room(&stored)?;
+        let id = self.insert(stored);
         let expires = now + DEDUP_WINDOW;
         self.dedup.insert(key, (id, expires));
         self.dedup_expiry.push_back((expires, key));
         Ok(id)
+    }
+
+    /// Whether `stored` fits beside what the queue holds.
+    fn check_room(&self, stored: &Stored) -> Result<(), Refused> {
+        self.fullness(stored.size()).map_err(Refused::Full)
+    }
+
+    /// `Err` saying which limit a message of `size` bytes would cross (0: whether the queue is
+    /// full already).
+    pub(super) fn fullness(&self, size: usize) -> Result<(), String> {
+        let Capacity { messages, bytes } = self.capacity;
+        if self.messages.len() >= messages {
+            return Err(format!(
+                "full: {} messages stored, the limit (EMBEDDED_QUEUE_MAX_MESSAGES) is {messages}",
+                self.messages.len()
+            ));
+        }
+        if self.bytes + size > bytes || (size == 0 && self.bytes >= bytes) {
+            return Err(format!(
+                "full: {} bytes stored, the limit (EMBEDDED_QUEUE_MAX_BYTES) is {bytes}",
+                self.bytes
+            ));
+        }
+        Ok(())
     }
 
     /// Stores messages moved here from another queue, keeping their id, receive count, body,
@@ -243,6 +317,7 @@ impl State {
         self.next_seq += 1;
         let id = stored.id;
         let group = stored.group.clone();
+        self.bytes += stored.size();
         self.messages.insert(seq, stored);
         match group {
             Some(group) => self.update_group(&group, |g| {
@@ -347,16 +422,12 @@ impl State {
             }
             None => {}
         }
-        if exhausted {
-            self.messages.remove(&seq)
-        } else {
-            None
-        }
+        if exhausted { self.take_out(seq) } else { None }
     }
 
     /// Removes a message, visible or in flight. Says whether a FIFO group may have been unblocked.
     fn remove(&mut self, seq: u64) -> bool {
-        let Some(stored) = self.messages.remove(&seq) else {
+        let Some(stored) = self.take_out(seq) else {
             return false;
         };
         if let Some(deadline) = stored.deadline {
@@ -378,6 +449,13 @@ impl State {
                 false
             }
         }
+    }
+
+    /// Removes a message from the store, keeping the byte count.
+    fn take_out(&mut self, seq: u64) -> Option<Stored> {
+        let stored = self.messages.remove(&seq)?;
+        self.bytes -= stored.size();
+        Some(stored)
     }
 
     /// Forgets ids whose window ended, and the oldest ones beyond [`DEDUP_CAPACITY`].
@@ -470,7 +548,15 @@ mod tests {
     impl Driver {
         fn new(fifo: bool) -> Self {
             Self {
-                state: State::new(fifo, None),
+                // Room for the dedup-memory test's 10,001 messages.
+                state: State::new(
+                    fifo,
+                    None,
+                    Capacity {
+                        messages: 1_000_000,
+                        bytes: 1 << 30,
+                    },
+                ),
                 now: Instant::now(),
             }
         }
@@ -486,7 +572,7 @@ mod tests {
             );
         }
 
-        fn send(&mut self, message: OutgoingMessage) -> Result<uuid::Uuid, String> {
+        fn send(&mut self, message: OutgoingMessage) -> Result<uuid::Uuid, Refused> {
             self.expire();
             self.state.store(message, self.now)
         }

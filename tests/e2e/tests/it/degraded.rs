@@ -118,3 +118,50 @@ async fn without_benchling_secret_every_webhook_is_503() {
     let (_, config) = h.get("/config").await;
     assert_eq!(config["mode"], "degraded");
 }
+
+#[tokio::test]
+async fn a_full_embedded_queue_answers_503_with_retry_after_until_it_drains() {
+    let opener = bw_queue::QueueOpener::embedded_with(bw_queue::Capacity {
+        messages: 2,
+        bytes: 1 << 20,
+    });
+    let h = Harness::start_with(Options {
+        queues: Some(bw_ingress::Queues::open(&opener)),
+        ..Options::default()
+    })
+    .await;
+    // Distinct events, so the export queue's deduplication keeps each.
+    let webhook = |n: usize| {
+        let mut webhook: serde_json::Value =
+            serde_json::from_slice(&fixture("entry-updated.json")).unwrap();
+        webhook["message"]["id"] = serde_json::json!(format!("evt_full{n}"));
+        serde_json::to_vec(&webhook).unwrap()
+    };
+    for n in 0..2 {
+        assert_eq!(h.post_signed("/event", &webhook(n)).await.0, 202);
+    }
+
+    // The third finds the queue full: refused as an SQS outage would be, with a time to retry.
+    let body = webhook(2);
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/event", h.url))
+        .body(body.clone());
+    for (name, value) in h.sign(&body).pairs() {
+        request = request.header(name, value);
+    }
+    let refused = request.send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let (status, ready) = h.get("/health/ready").await;
+    assert_eq!(status, 503);
+    let reason = ready["checks"]["queues"]["error"].as_str().unwrap();
+    assert!(reason.contains("EMBEDDED_QUEUE_MAX_MESSAGES"), "{ready}");
+
+    // Once the workers take the jobs, the ingress is ready again and the retry goes through.
+    assert_eq!(drain::<ExportJob>(h.export.as_ref()).await.len(), 2);
+    let (status, _) = h
+        .wait_for_status("/health/ready", 200, Duration::from_secs(15))
+        .await;
+    assert_eq!(status, 200, "ready again once the queue has room");
+    assert_eq!(h.post_signed("/event", &body).await.0, 202);
+}

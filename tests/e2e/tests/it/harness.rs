@@ -134,12 +134,13 @@ impl Harness {
             (Secret::Manager { client, .. }, Some(source @ SecretSource::SecretsManager(_))) => {
                 SecretWatch::spawn(
                     SecretLoader::new(source.clone(), Some(client.clone())),
-                    config.secret_watch,
+                    &config.secret_watch,
                 )
             }
-            (_, Some(source)) => {
-                SecretWatch::spawn(SecretLoader::new(source.clone(), None), config.secret_watch)
-            }
+            (_, Some(source)) => SecretWatch::spawn(
+                SecretLoader::new(source.clone(), None),
+                &config.secret_watch,
+            ),
             (_, None) => SecretWatch::unconfigured("BenchlingSecret is not set"),
         };
         let mut ready = secret.subscribe();

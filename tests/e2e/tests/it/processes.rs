@@ -4,7 +4,7 @@
 //! bucket and the secret are made by compose's init script (`compose/init/init.py`), so every
 //! run also proves that script.
 //!
-//! The tests of this harness take turns ([`System::start`] holds a lock): they share one moto,
+//! The tests of this harness must take turns (see `system::bounded`): they share one moto,
 //! whose Athena answers the next query of the whole server with the result queued last.
 
 use std::collections::BTreeMap;
@@ -21,7 +21,6 @@ use bw_testkit::jwks::JwksServer;
 use bw_testkit::moto::Moto;
 use bw_testkit::signer::{SigningKey, now_unix};
 use serde_json::Value;
-use tokio::sync::{Mutex, MutexGuard};
 
 /// The OAuth client the Benchling stand-in accepts and the secret names.
 const CLIENT_ID: &str = "e2e-processes-client";
@@ -38,8 +37,8 @@ pub const PROCESSES: [&str; 5] = ["ingress", "exporter", "packager", "canvas", "
 
 /// The release binaries' folder: `BW_E2E_BIN_DIR` when set (binaries built elsewhere, e.g.
 /// copied out of the image), else `target/release`, built once per test run with the same
-/// `cargo` and target folder as the tests.
-fn binaries() -> &'static Path {
+/// `cargo` and target folder as the tests. Blocks while it builds (minutes from a cold cache).
+pub fn binaries() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         if let Some(dir) = std::env::var_os("BW_E2E_BIN_DIR") {
@@ -279,15 +278,12 @@ pub struct System {
     http: reqwest::Client,
     _jwks: JwksServer,
     _logs: tempfile::TempDir,
-    _turn: MutexGuard<'static, ()>,
 }
 
 impl System {
     /// Creates the resources, starts every process and, unless the secret is missing, waits
     /// until each is ready.
     pub async fn start(options: Options) -> Self {
-        static TURN: Mutex<()> = Mutex::const_new(());
-        let turn = TURN.lock().await;
         let bin = tokio::task::spawn_blocking(binaries).await.unwrap();
         let moto = Moto::shared();
         let world = World::create(moto, !options.secret_missing).await;
@@ -301,6 +297,8 @@ impl System {
             .chain(
                 [
                     ("BenchlingSecret", world.secret.as_str()),
+                    // As the stack gives it: completes a four-key secret.
+                    ("PACKAGE_BUCKET", world.bucket.as_str()),
                     ("OBJECT_STORE", "s3"),
                     ("LOG_FORMAT", "json"),
                     ("LOG_LEVEL", "INFO"),
@@ -377,7 +375,6 @@ impl System {
             http: reqwest::Client::new(),
             _jwks: jwks,
             _logs: logs,
-            _turn: turn,
         };
         if !options.secret_missing {
             system.wait_ready().await;
@@ -385,12 +382,19 @@ impl System {
         system
     }
 
-    /// Creates the secret the services name (for a test that started without it).
+    /// Creates the secret the services name (for a test that started without it) in the
+    /// four-key form, whose bucket comes from the deployment's `PACKAGE_BUCKET`.
     pub async fn create_secret(&self) {
+        let four_keys = serde_json::json!({
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "tenant": "standin",
+            "app_definition_id": APP,
+        });
         aws_sdk_secretsmanager::Client::new(&self.moto.sdk_config().await)
             .create_secret()
             .name(&self.world.secret)
-            .secret_string(secret_json(CLIENT_ID, CLIENT_SECRET, &self.world.bucket))
+            .secret_string(four_keys.to_string())
             .send()
             .await
             .expect("create the secret");

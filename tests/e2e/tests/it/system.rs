@@ -11,9 +11,10 @@ use bw_standin::archive::{build, deflated};
 use bw_standin::benchling::{ENTRY_FIXTURE, FIXTURE_ENTRY_ID, Fault, TaskScript};
 use bw_testkit::sample::pattern;
 use serde_json::{Value, json};
+use tokio::sync::Mutex;
 
 use crate::harness::{fixture, markdown};
-use crate::processes::{Options, System, eventually};
+use crate::processes::{Options, System, binaries, eventually};
 
 /// The fixture entry's package.
 const PACKAGE: &str = "benchling/EXP25000007";
@@ -21,8 +22,15 @@ const PACKAGE: &str = "benchling/EXP25000007";
 /// The longest a test may run.
 const LIMIT: Duration = Duration::from_secs(180);
 
-/// Runs a test body within [`LIMIT`].
+/// Runs a test body within [`LIMIT`], one test at a time (they share moto's Athena results
+/// and the machine's two cores), once the release binaries are built. Neither the build nor the
+/// wait for the turn counts against the limit.
 async fn bounded(test: impl std::future::Future<Output = ()>) {
+    static TURN: Mutex<()> = Mutex::const_new(());
+    tokio::task::spawn_blocking(binaries)
+        .await
+        .expect("the release binaries are built");
+    let _turn = TURN.lock().await;
     tokio::time::timeout(LIMIT, test)
         .await
         .expect("the test finished within its time limit");
@@ -311,6 +319,7 @@ async fn benchling_throttling_during_an_export_delays_it_and_duplicates_nothing(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn services_started_before_their_secret_wait_for_it_then_work_without_a_restart() {
+    // The secret created late is the four-key form: the bucket comes from PACKAGE_BUCKET.
     bounded(async {
         let mut system = System::start(Options {
             secret_missing: true,
