@@ -104,11 +104,14 @@ impl Outbox {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
-                return Err(format!(
-                    "{}: {}",
-                    lane.queue.name(),
-                    error.unwrap_or_else(|| "unavailable".into())
-                ));
+                // Queue errors name their queue already; other notes get its name.
+                let error = error.unwrap_or_else(|| "unavailable".into());
+                let name = lane.queue.name();
+                return Err(if error.starts_with(name) {
+                    error
+                } else {
+                    format!("{name}: {error}")
+                });
             }
         }
         Ok(())
