@@ -43,12 +43,12 @@ impl QuiltStandInConfig {
             &[QueueName::QUILT_PACKAGER, QueueName::PACKAGE_EVENTS],
             &[],
         );
-        Ok(Self {
+        let config = Self {
             store: StoreBackend::from_env(&env, queues.is_sqs()),
             telemetry: TelemetryConfig::from_env(&env, "quilt-standin"),
             queues,
-        })
-        .and_then(|config| env.finish(config))
+        };
+        env.finish(config)
     }
 }
 
