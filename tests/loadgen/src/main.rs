@@ -6,7 +6,7 @@
 //!                     [--requests-out PREFIX --count N [--slices S]]
 //!     JWKS stand-in + ingress library on embedded queues (drained) or discard queues,
 //!     until SIGTERM.
-//! webhook-bench stand-ins --dir DIR [--moto]
+//! webhook-bench stand-ins --dir DIR [--moto | --fast-sqs]
 //!     JWKS stand-in with a key persisted in DIR, the secret file, and (with --moto) moto and
 //!     two FIFO queues; writes DIR/ingress.env for the real `ingress` binary; until SIGTERM.
 //! webhook-bench sign --dir DIR --port P --count N --out PREFIX [--slices S]
@@ -17,6 +17,7 @@
 
 mod args;
 mod discard;
+mod fast_sqs;
 mod requests;
 mod serve;
 mod stand_ins;
@@ -55,9 +56,15 @@ fn run() -> anyhow::Result<()> {
             })
         }
         "stand-ins" => {
-            let args = Args::parse(words, &["moto"])?;
+            let args = Args::parse(words, &["moto", "fast-sqs"])?;
             let dir = args.path("dir").context("--dir is required")?;
-            stand_ins::stand_ins(&dir, args.switch("moto"))
+            let queues = match (args.switch("moto"), args.switch("fast-sqs")) {
+                (true, true) => anyhow::bail!("--moto and --fast-sqs exclude each other"),
+                (true, false) => stand_ins::Sqs::Moto,
+                (false, true) => stand_ins::Sqs::Fast,
+                (false, false) => stand_ins::Sqs::None,
+            };
+            stand_ins::stand_ins(&dir, queues)
         }
         "sign" => {
             let args = Args::parse(words, &[])?;

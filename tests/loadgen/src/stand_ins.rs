@@ -1,7 +1,7 @@
 //! `stand-ins`: what the real `ingress` binary needs around it for a benchmark, kept running
 //! in one process: a JWKS stand-in whose key persists in a file (so `sign` in another process
-//! signs with it), the secret file, and optionally moto with two FIFO queues. The environment
-//! for the binary is written to `{dir}/ingress.env`.
+//! signs with it), the secret file, and optionally two FIFO queues, in moto or in the fast SQS
+//! stand-in. The environment for the binary is written to `{dir}/ingress.env`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,12 +52,24 @@ pub fn load_key(dir: &Path) -> anyhow::Result<SigningKey> {
         .map_err(|e| anyhow::anyhow!("{} is not a P-256 PKCS#8 key: {e}", path.display()))
 }
 
-/// Runs the stand-ins until SIGTERM or SIGINT. With `moto`, moto is started from
+/// Where the stand-ins put the ingress's queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sqs {
+    /// Nowhere: the ingress runs on its embedded queues.
+    None,
+    /// moto.
+    Moto,
+    /// The fast SQS stand-in ([`crate::fast_sqs`]), which prints how many messages it took
+    /// when it stops.
+    Fast,
+}
+
+/// Runs the stand-ins until SIGTERM or SIGINT. With [`Sqs::Moto`], moto is started from
 /// `$MOTO_SERVER` (else `moto_server` on `PATH`) and dies with this process, and the export
 /// queue is purged every [`PURGE_INTERVAL`], which needs
 /// `MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR=false` in the environment (moto otherwise
 /// allows one purge a minute, as SQS does).
-pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
+pub fn stand_ins(dir: &Path, sqs: Sqs) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key = match load_key(dir) {
         Ok(key) => key,
@@ -80,8 +92,25 @@ pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    let fast = (sqs == Sqs::Fast).then(crate::fast_sqs::FastSqs::start);
+    if let Some(fast) = &fast {
+        env.extend([
+            ("AWS_ENDPOINT_URL".to_owned(), fast.url()),
+            ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "bench".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "bench".to_owned()),
+            (
+                "EXPORT_QUEUE_URL".to_owned(),
+                fast.queue_url("bench-export.fifo"),
+            ),
+            (
+                "CANVAS_QUEUE_URL".to_owned(),
+                fast.queue_url("bench-canvas.fifo"),
+            ),
+        ]);
+    }
     runtime.block_on(async {
-        if moto {
+        if sqs == Sqs::Moto {
             let server = Moto::shared();
             let export = server.create_queue("bench-export", true, 30, None).await;
             let canvas = server.create_queue("bench-canvas", true, 30, None).await;
@@ -100,6 +129,9 @@ pub fn stand_ins(dir: &Path, moto: bool) -> anyhow::Result<()> {
         tokio::select! {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
+        }
+        if let Some(fast) = &fast {
+            eprintln!("webhook-bench: fast SQS took {} messages", fast.stored());
         }
         Ok::<_, anyhow::Error>(())
     })
