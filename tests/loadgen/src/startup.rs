@@ -46,9 +46,15 @@ pub fn startup(runs: usize, program: &[String]) -> anyhow::Result<()> {
     report("ready", timings.iter().map(|t| t.ready).collect());
     let mut rss: Vec<u64> = timings.iter().map(|t| t.idle_rss_kib).collect();
     rss.sort_unstable();
+    // The same median as the timings': the mean of the middle two for an even count.
+    let mid = rss.len() / 2;
+    let median = if rss.len().is_multiple_of(2) {
+        (rss[mid - 1] + rss[mid]) / 2
+    } else {
+        rss[mid]
+    };
     println!(
-        "startup idle_rss_kib median={} min={} max={} runs={}",
-        rss[rss.len() / 2],
+        "startup idle_rss_kib median={median} min={} max={} runs={}",
         rss[0],
         rss[rss.len() - 1],
         rss.len()

@@ -13,6 +13,8 @@ use std::process::Command;
 
 use bw_config::Env;
 use bw_testkit::moto::Moto;
+
+use crate::processes::dead_letter_name;
 use serde_json::Value;
 
 /// Names a service may have beyond the stack's: how it reaches the emulator and the stand-ins.
@@ -328,12 +330,8 @@ async fn the_init_step_creates_everything_and_can_run_again() {
                     .collect::<BTreeMap<String, String>>()
             }
         };
-        let dead_letter = match queue.strip_suffix(".fifo") {
-            Some(base) => format!("{base}-dlq.fifo"),
-            None => format!("{queue}-dlq"),
-        };
         let source = attributes(queue.to_owned()).await;
-        let target = attributes(dead_letter).await;
+        let target = attributes(dead_letter_name(queue)).await;
         let fifo = queue.ends_with(".fifo");
         assert_eq!(
             source.get("FifoQueue").is_some_and(|v| v == "true"),

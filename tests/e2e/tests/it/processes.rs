@@ -138,10 +138,7 @@ impl World {
         let mut queues = BTreeMap::new();
         let mut dead_letters = BTreeMap::new();
         for ((queue, _), name) in QUEUES.iter().zip(names) {
-            let dead_letter = match name.strip_suffix(".fifo") {
-                Some(base) => format!("{base}-dlq.fifo"),
-                None => format!("{name}-dlq"),
-            };
+            let dead_letter = dead_letter_name(&name);
             queues.insert(*queue, url(name).await);
             dead_letters.insert(*queue, url(dead_letter).await);
         }
@@ -159,6 +156,14 @@ impl World {
             .iter()
             .map(|q| (q.url_var.to_owned(), self.queues[q].clone()))
             .collect()
+    }
+}
+
+/// The dead-letter queue compose's init script gives `queue`: `<base>-dlq[.fifo]`.
+pub fn dead_letter_name(queue: &str) -> String {
+    match queue.strip_suffix(".fifo") {
+        Some(base) => format!("{base}-dlq.fifo"),
+        None => format!("{queue}-dlq"),
     }
 }
 
