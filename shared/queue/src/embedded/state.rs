@@ -41,12 +41,7 @@ impl Stored {
     /// What the message holds in memory, counted as SQS counts its size: body plus attribute
     /// names and values.
     fn size(&self) -> usize {
-        self.body.len()
-            + self
-                .attributes
-                .iter()
-                .map(|(name, value)| name.len() + value.len())
-                .sum::<usize>()
+        message_size(&self.body, &self.attributes)
     }
 
     fn new(body: String, group: Option<Arc<str>>, attributes: BTreeMap<String, String>) -> Self {
@@ -489,6 +484,15 @@ pub(super) fn parse_receipt(tag: u64, receipt: &ReceiptHandle) -> Option<(u64, u
 }
 
 /// Checks a message as SQS would, returning why it is refused.
+/// A message's size as SQS counts it: body plus attribute names and values.
+fn message_size(body: &str, attributes: &BTreeMap<String, String>) -> usize {
+    body.len()
+        + attributes
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum::<usize>()
+}
+
 fn validate(message: &OutgoingMessage, fifo: bool) -> Result<(), String> {
     if message.body.is_empty() {
         return Err("the message body must not be empty".into());
@@ -509,12 +513,7 @@ fn validate(message: &OutgoingMessage, fifo: bool) -> Result<(), String> {
     {
         return Err(format!("message attribute {name} has an empty value"));
     }
-    let size = message.body.len()
-        + message
-            .attributes
-            .iter()
-            .map(|(name, value)| name.len() + value.len())
-            .sum::<usize>();
+    let size = message_size(&message.body, &message.attributes);
     if size > MAX_MESSAGE_BYTES {
         return Err(format!(
             "the message is {size} bytes, over the {MAX_MESSAGE_BYTES}-byte limit"
