@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bw_contracts::EntryId;
 
-use crate::registry::Manifest;
+use bw_registry::Manifest;
 
 /// Entries remembered at most; past this, expired ones are dropped, then everything.
 const CAPACITY: usize = 10_000;
@@ -137,7 +137,7 @@ mod tests {
             user_meta: serde_json::json!({}),
             message: None,
             entries: (0..files)
-                .map(|i| crate::registry::PackageEntry {
+                .map(|i| bw_registry::PackageEntry {
                     logical_key: format!("f{i}"),
                     size: 1,
                 })

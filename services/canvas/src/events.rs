@@ -13,14 +13,76 @@ use bw_contracts::{CanvasAction, CanvasId, CanvasJob, EntryId, EventType, Trigge
 use bw_queue::{Queue, QueueError};
 use bw_store::Buckets;
 use bw_worker::{Failure, Handler, Incoming, JobContext};
+use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument as _;
 
 use crate::record;
-use crate::registry::{self, PackageEvent, RegistryError};
+use bw_registry::RegistryError;
 
 /// The trigger type of refreshes caused by a package event.
 pub const PACKAGE_REVISION: &str = "quilt.package-revision";
+
+/// A new package revision, from an EventBridge `package-revision` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageEvent {
+    /// The registry bucket.
+    pub bucket: String,
+    /// The package name (`benchling/EXP25000007`).
+    pub handle: String,
+    /// The revision's top hash, when the event carries one.
+    pub top_hash: Option<String>,
+}
+
+/// Why an event body was refused. Permanent: the same body never parses.
+#[derive(Debug, thiserror::Error)]
+#[error("not a package-revision event: {0}")]
+pub struct NotAnEvent(String);
+
+impl PackageEvent {
+    /// Reads an EventBridge event body: `detail.bucket` and `detail.handle` (non-empty
+    /// strings) and an optional string `detail.topHash`.
+    pub fn from_body(body: &str) -> Result<Self, NotAnEvent> {
+        #[derive(Deserialize)]
+        struct Event {
+            detail: Detail,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Detail {
+            bucket: String,
+            handle: String,
+            #[serde(default)]
+            top_hash: Option<String>,
+        }
+        let event: Event = serde_json::from_str(body).map_err(|e| NotAnEvent(e.to_string()))?;
+        let Detail {
+            bucket,
+            handle,
+            top_hash,
+        } = event.detail;
+        if bucket.is_empty() || handle.is_empty() {
+            return Err(NotAnEvent(
+                "empty detail.bucket or detail.handle".to_owned(),
+            ));
+        }
+        Ok(Self {
+            bucket,
+            handle,
+            top_hash: top_hash.filter(|h| !h.is_empty()),
+        })
+    }
+
+    /// Whether the event is about one of our packages: the user bucket, and a name under
+    /// `{pkg_prefix}/`. The EventBridge rule sends every Quilt event of the account.
+    pub fn is_ours(&self, user_bucket: &str, pkg_prefix: &str) -> bool {
+        self.bucket == user_bucket
+            && self
+                .handle
+                .strip_prefix(pkg_prefix)
+                .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
+    }
+}
 
 impl Incoming for PackageEvent {
     fn decode(body: &str) -> Result<(Self, Option<String>), String> {
@@ -105,19 +167,19 @@ impl PackageEventHandler {
             .open(&event.bucket)
             .map_err(|e| registry_error(e.into()))?;
         let store = store.as_ref();
-        let latest = registry::latest_top_hash(store, &event.handle)
+        let latest = bw_registry::latest_top_hash(store, &event.handle)
             .await
             .map_err(registry_error)?;
         if event.top_hash.is_some() && latest != event.top_hash {
             return Ok(Outcome::Stale);
         }
-        let manifest = match registry::latest_manifest(store, &event.handle).await {
+        let manifest = match bw_registry::latest_manifest(store, &event.handle).await {
             Ok(manifest) => manifest,
             // Deleted since: nothing to show.
             Err(RegistryError::NoSuchPackage(_)) => return Ok(Outcome::Stale),
             Err(e) => return Err(registry_error(e)),
         };
-        let meta = registry::package_metadata(store, &event.bucket, &manifest)
+        let meta = bw_registry::package_metadata(store, &event.bucket, &manifest)
             .await
             .map_err(registry_error)?;
         let Some(entry) = id_field(&meta, "entry_id").and_then(|e| EntryId::parse(e).ok()) else {
@@ -183,4 +245,28 @@ impl Handler for PackageEventHandler {
     }
 
     async fn dead_lettered(&self, _event: Option<&PackageEvent>, _reason: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_parse_and_filter() {
+        let body = r#"{"detail-type":"package-revision","detail":{"bucket":"quilt-example","handle":"benchling/EXP1","topHash":"abc"}}"#;
+        let event = PackageEvent::from_body(body).unwrap();
+        assert_eq!(event.top_hash.as_deref(), Some("abc"));
+        assert!(event.is_ours("quilt-example", "benchling"));
+        assert!(!event.is_ours("other-bucket", "benchling"));
+        assert!(!event.is_ours("quilt-example", "bench"));
+        assert!(!event.is_ours("quilt-example", "benchling/EXP1"));
+        for bad in [
+            "not json",
+            r#"{"detail":{"bucket":"b"}}"#,
+            r#"{"detail":{"bucket":"","handle":"a/b"}}"#,
+            r#"{"detail":{"bucket":"b","handle":"a/b","topHash":7}}"#,
+        ] {
+            assert!(PackageEvent::from_body(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, BenchlingError, NewAppCanvas};
 use bw_config::{BenchlingSecret, SecretWatch};
-use bw_contracts::bookkeeping::{CanvasRecord, UpdateFailure};
+use bw_contracts::bookkeeping::{CanvasRecord, UpdateFailure, Verified};
 use bw_contracts::{
     ButtonAction, CanvasAction, CanvasId, CanvasJob, EntryId, ExportJob, PackageTarget,
 };
@@ -22,8 +22,8 @@ use tracing::Instrument as _;
 use crate::athena::{AthenaError, PackageQuery};
 use crate::cache::{EntryCache, ManifestCache};
 use crate::record;
-use crate::registry::{self, Manifest, RegistryError};
 use crate::view::{Block, Canvas, Linked, Status};
+use bw_registry::{Manifest, RegistryError};
 
 /// Why a canvas job failed.
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +187,16 @@ impl CanvasHandler {
                 record.update_requested_at = None;
             }
             CanvasAction::Published { .. } => record.update_requested_at = None,
+            CanvasAction::UpToDate {
+                published_at,
+                top_hash,
+            } => {
+                record.update_requested_at = None;
+                record.verified = Some(Verified {
+                    published_at: *published_at,
+                    top_hash: top_hash.clone(),
+                });
+            }
             _ => {}
         }
         let export_first = matches!(job.action, CanvasAction::Create | CanvasAction::Render)
@@ -261,7 +271,9 @@ impl CanvasHandler {
             | CanvasAction::Render
             | CanvasAction::Published { .. }
             | CanvasAction::Refresh => self.main_view(scene, true).await?,
-            CanvasAction::ExportFailed { .. } => self.main_view(scene, false).await?,
+            CanvasAction::ExportFailed { .. } | CanvasAction::UpToDate { .. } => {
+                self.main_view(scene, false).await?
+            }
             CanvasAction::AppHome => unreachable!("handled before the entry is resolved"),
         };
         let blocks = serde_json::to_value(blocks).expect("blocks serialize");
@@ -439,8 +451,12 @@ impl CanvasHandler {
             Err(view) => return view,
         };
         let canvas = scene.canvas(&self.quilt_host);
-        match registry::package_metadata(scene.store.as_ref(), &scene.secret.user_bucket, &manifest)
-            .await
+        match bw_registry::package_metadata(
+            scene.store.as_ref(),
+            &scene.secret.user_bucket,
+            &manifest,
+        )
+        .await
         {
             Ok(meta) => canvas.metadata(target, &meta, page, size),
             Err(e) => canvas.error("Metadata", target, &e.to_string()),
@@ -479,13 +495,13 @@ impl CanvasHandler {
     ) -> Result<Arc<Manifest>, RegistryError> {
         let store = scene.store.as_ref();
         let bucket = &scene.secret.user_bucket;
-        let top_hash = registry::latest_top_hash(store, package)
+        let top_hash = bw_registry::latest_top_hash(store, package)
             .await?
             .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
         if let Some(manifest) = self.manifests.get(bucket, &top_hash) {
             return Ok(manifest);
         }
-        let manifest = Arc::new(registry::manifest(store, &top_hash).await?);
+        let manifest = Arc::new(bw_registry::manifest(store, &top_hash).await?);
         self.manifests.put(bucket, Arc::clone(&manifest));
         Ok(manifest)
     }
@@ -565,6 +581,7 @@ fn action_name(action: &CanvasAction) -> &'static str {
         CanvasAction::Button { .. } => "button",
         CanvasAction::AppHome => "app_home",
         CanvasAction::Published { .. } => "published",
+        CanvasAction::UpToDate { .. } => "up_to_date",
         CanvasAction::Refresh => "refresh",
         CanvasAction::ExportFailed { .. } => "export_failed",
     }

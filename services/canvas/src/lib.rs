@@ -13,7 +13,6 @@ pub mod events;
 pub mod handler;
 pub mod queues;
 pub mod record;
-pub mod registry;
 pub mod view;
 
 use std::sync::Arc;

@@ -41,7 +41,8 @@ pub async fn published_at(
 
 /// The footer at `now`: "Updating…" while a requested update has not ended (for at most
 /// [`PENDING_LIMIT`], in case its notice was lost), else a failure newer than the last
-/// announcement, else the announcement, else nothing known yet.
+/// announcement, else the announcement (up to date when Quilt's registry was seen to hold
+/// it), else nothing known yet.
 pub fn status(
     canvas: &CanvasRecord,
     published_at: Option<DateTime<Utc>>,
@@ -53,10 +54,17 @@ pub fn status(
     {
         return Status::Updating;
     }
+    let announced = |published: DateTime<Utc>| match &canvas.verified {
+        Some(verified) if verified.published_at == published => Status::UpToDate {
+            published_at: published,
+            top_hash: verified.top_hash.clone(),
+        },
+        _ => Status::UpdatedAt(published),
+    };
     match (&canvas.failure, published_at) {
-        (Some(failure), Some(published)) if failure.at <= published => Status::UpdatedAt(published),
+        (Some(failure), Some(published)) if failure.at <= published => announced(published),
         (Some(failure), _) => Status::Failed(failure.reason.clone()),
-        (None, Some(published)) => Status::UpdatedAt(published),
+        (None, Some(published)) => announced(published),
         (None, None) => Status::Pending,
     }
 }
@@ -105,6 +113,7 @@ mod tests {
                 at: at(t),
             }),
             update_requested_at: None,
+            verified: None,
         }
     }
 
@@ -127,6 +136,35 @@ mod tests {
         );
         assert_eq!(
             footer(None, early, now),
+            Status::Failed("export FAILED".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_announcement_seen_in_the_registry_is_up_to_date_until_a_newer_one() {
+        let now = at("2026-01-03T00:00:00Z");
+        let first = at("2026-01-01T00:00:00Z");
+        let mut record = failed_at(None);
+        record.verified = Some(bw_contracts::bookkeeping::Verified {
+            published_at: first,
+            top_hash: "abc".to_owned(),
+        });
+        let up_to_date = Status::UpToDate {
+            published_at: first,
+            top_hash: "abc".to_owned(),
+        };
+        assert_eq!(status(&record, Some(first), now), up_to_date);
+        let second = at("2026-01-02T00:00:00Z");
+        assert_eq!(
+            status(&record, Some(second), now),
+            Status::UpdatedAt(second)
+        );
+        record.failure = Some(UpdateFailure {
+            reason: "export FAILED".to_owned(),
+            at: second,
+        });
+        assert_eq!(
+            status(&record, Some(first), now),
             Status::Failed("export FAILED".to_owned())
         );
     }
@@ -159,6 +197,7 @@ mod tests {
             canvas_id: Some(bw_contracts::CanvasId::parse("cnvs_1").unwrap()),
             failure: None,
             update_requested_at: Some(at("2026-01-01T00:00:00Z")),
+            verified: None,
         };
         save_canvas(&store, &entry, &record).await.unwrap();
         let key = Key::new(bookkeeping::published_key(&entry)).unwrap();

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::registry::PackageEntry;
+use bw_registry::PackageEntry;
 
 /// Longest metadata Markdown put on a canvas; larger metadata is cut at a line with a note
 /// pointing to the catalog, so a huge `entry.json` cannot make Benchling refuse the update.
@@ -97,6 +97,13 @@ pub enum Status {
     Updating,
     /// The packager announced a version at this time.
     UpdatedAt(DateTime<Utc>),
+    /// The version announced at `published_at` was found in Quilt's registry.
+    UpToDate {
+        /// When it was announced.
+        published_at: DateTime<Utc>,
+        /// The revision holding it.
+        top_hash: String,
+    },
     /// Nothing is known about the last update.
     Pending,
     /// The last update failed for this reason.
@@ -179,6 +186,14 @@ impl Canvas<'_> {
         let status = match status {
             Status::Updating => "⏳ *Updating...*".to_owned(),
             Status::UpdatedAt(at) => format!("✅ *Updated at {}*", at.format("%Y-%m-%d %H:%M UTC")),
+            Status::UpToDate {
+                published_at,
+                top_hash,
+            } => format!(
+                "✅ *Up to date:* revision `{}` holds the version announced at {}",
+                top_hash.chars().take(10).collect::<String>(),
+                published_at.format("%Y-%m-%d %H:%M UTC")
+            ),
             Status::Pending => "⏳ *Pending update*".to_owned(),
             Status::Failed(reason) => format!("❌ *Update failed:* {}", escape_markdown(reason)),
         };

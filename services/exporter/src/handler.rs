@@ -2,6 +2,11 @@
 //! entry from Benchling, validate and publish its archive into the package prefix, prune what
 //! the entry no longer has, store the claim checks and hand a render job to the packager.
 //!
+//! "Update Package" on a version already announced checks Quilt's registry: when the package's
+//! latest revision holds the version, the canvas says it is up to date; when it does not (the
+//! packager failed or the message was lost) and [`REANNOUNCE_AFTER`] has passed, the version is
+//! exported and announced again.
+//!
 //! # Idempotency
 //!
 //! Every key is derived from the entry and its version, so a redelivered job (after a crash,
@@ -18,6 +23,7 @@ use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob};
 use bw_queue::{Queue, QueueError};
+use bw_registry::RegistryError;
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
 use bytes::Bytes;
@@ -111,10 +117,27 @@ impl JobError {
     }
 }
 
+/// How long Quilt's packager is given to build an announced version before "Update Package"
+/// announces it again. Its builds take seconds to a few minutes; announcing while one runs
+/// would make a second revision.
+pub const REANNOUNCE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Whether the registry holds an announced version.
+enum Registry {
+    /// The package's latest revision (this top hash) holds it.
+    Holds(String),
+    /// Not yet, but Quilt may still be building it.
+    Building,
+    /// No, and the announcement is too old to be still building.
+    Lacks,
+}
+
 /// What a job did.
 enum Outcome {
     /// The version was already published.
     Skipped,
+    /// The version was already published and Quilt's registry holds it.
+    UpToDate,
     /// Files were written and a render job sent.
     Exported {
         files: usize,
@@ -158,15 +181,39 @@ impl ExportHandler {
         span.record("display_id", entry.display_id.as_str());
         span.record("version", bookkeeping::version_tag(&entry.modified_at));
 
+        let mut reannounce = None;
         if let Some(record) = self.already_published(store.as_ref(), &entry).await? {
-            if job.canvas_id.is_some() {
-                // The user asked from the canvas: end "Updating…" with the time this version
-                // was announced.
-                let published_at = record.published_at;
-                self.send_canvas(job, CanvasAction::Published { published_at })
-                    .await?;
+            // Only a user asking from the canvas gets the registry checked: webhooks about a
+            // version already announced are duplicates.
+            if job.canvas_id.is_none() {
+                return Ok(Outcome::Skipped);
             }
-            return Ok(Outcome::Skipped);
+            let published_at = record.published_at;
+            match self.in_registry(store.as_ref(), &record).await? {
+                Registry::Holds(top_hash) => {
+                    self.send_canvas(
+                        job,
+                        CanvasAction::UpToDate {
+                            published_at,
+                            top_hash,
+                        },
+                    )
+                    .await?;
+                    return Ok(Outcome::UpToDate);
+                }
+                Registry::Building => {
+                    self.send_canvas(job, CanvasAction::Published { published_at })
+                        .await?;
+                    return Ok(Outcome::Skipped);
+                }
+                Registry::Lacks => {
+                    tracing::warn!(
+                        %published_at,
+                        "the announced version is not in Quilt's registry; announcing it again"
+                    );
+                    reannounce = Some(published_at);
+                }
+            }
         }
 
         let prefix = Prefix::new(format!("{}/{}", secret.pkg_prefix, entry.display_id))
@@ -205,6 +252,7 @@ impl ExportHandler {
             canvas_id: job.canvas_id.clone(),
             base_url: job.base_url.clone(),
             trigger: job.trigger.clone(),
+            reannounce,
         };
         send(self.queues.render.as_ref(), render).await?;
         Ok(Outcome::Exported {
@@ -230,6 +278,35 @@ impl ExportHandler {
                 Ok(None)
             }
         }
+    }
+
+    /// Whether Quilt's registry holds the version `record` announced: the package's latest
+    /// revision carries it (the record is always the latest version announced).
+    async fn in_registry(
+        &self,
+        store: &dyn ObjectStore,
+        record: &PublishedRecord,
+    ) -> Result<Registry, JobError> {
+        let found = match bw_registry::latest_manifest(store, &record.package_name).await {
+            Ok(manifest) => manifest
+                .holds(&record.entry_id, &record.modified_at)
+                .then_some(manifest.top_hash),
+            Err(RegistryError::NoSuchPackage(_)) => None,
+            Err(RegistryError::Store(e)) if e.is_transient() => {
+                return Err(JobError::Bookkeeping(e));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the package's latest revision");
+                None
+            }
+        };
+        Ok(match found {
+            Some(top_hash) => Registry::Holds(top_hash),
+            None if chrono::Utc::now() - record.published_at < REANNOUNCE_AFTER => {
+                Registry::Building
+            }
+            None => Registry::Lacks,
+        })
     }
 
     /// Stores the raw entry for the packager and returns its key.
@@ -311,6 +388,9 @@ impl Handler for ExportHandler {
         let result = self.run(job).instrument(span).await;
         let detail = match result {
             Ok(Outcome::Skipped) => "entry version already published; export skipped".to_owned(),
+            Ok(Outcome::UpToDate) => {
+                "entry version already published and in Quilt's registry; canvas told".to_owned()
+            }
             Ok(Outcome::Exported {
                 files,
                 bytes,

@@ -5,7 +5,8 @@
 //! right after. A crash between the two sends the message again on redelivery (at least once,
 //! which Quilt tolerates: the same source prefix makes the same revision); every other
 //! redelivery finds the record and sends nothing. When the URL is a FIFO queue, the message also
-//! gets a deterministic deduplication id (package name + version).
+//! gets a deterministic deduplication id (package name + version, + the repeated announcement's
+//! time for a re-announcement).
 
 use bw_contracts::bookkeeping::version_tag;
 use bw_contracts::{PackagerMessage, RenderJob};
@@ -16,8 +17,13 @@ pub fn outgoing(message: &PackagerMessage, job: &RenderJob, fifo: bool) -> Outgo
     let outgoing =
         OutgoingMessage::new(serde_json::to_string(message).expect("the message serializes"));
     if fifo {
+        // A re-announcement must get through, so it carries the announcement it repeats.
+        let repeat = job
+            .reannounce
+            .map(|at| format!(":{}", version_tag(&at)))
+            .unwrap_or_default();
         outgoing.group(message.package_name.clone()).dedup(format!(
-            "{}:{}",
+            "{}:{}{repeat}",
             message.package_name,
             version_tag(&job.modified_at)
         ))

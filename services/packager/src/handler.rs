@@ -192,7 +192,9 @@ impl RenderHandler {
         }
     }
 
-    /// The published record, when it announces this version or a later one.
+    /// The published record, when it announces this version or a later one, unless the job
+    /// re-announces exactly the announcement the record holds (once: announcing rewrites the
+    /// record with a new time, so a redelivered job stops here).
     async fn published(
         &self,
         store: &dyn ObjectStore,
@@ -200,7 +202,11 @@ impl RenderHandler {
         job: &RenderJob,
     ) -> Result<Option<PublishedRecord>, JobError> {
         match bw_store::get_record::<PublishedRecord>(store, key).await {
-            Ok(record) => Ok(record.filter(|record| record.modified_at >= job.modified_at)),
+            Ok(record) => Ok(record.filter(|record| {
+                let reannouncing = job.reannounce == Some(record.published_at)
+                    && record.modified_at == job.modified_at;
+                record.modified_at >= job.modified_at && !reannouncing
+            })),
             Err(e) => Err(JobError::ClaimCheck {
                 key: key.to_string(),
                 message: e.to_string(),

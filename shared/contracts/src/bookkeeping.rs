@@ -74,6 +74,18 @@ pub struct CanvasRecord {
     /// render meanwhile shows "Updating…".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_requested_at: Option<DateTime<Utc>>,
+    /// The last time "Update Package" found the announced version in Quilt's registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verified>,
+}
+
+/// An announced version found in Quilt's registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// When the version was announced (the published record's time).
+    pub published_at: DateTime<Utc>,
+    /// The revision holding it.
+    pub top_hash: String,
 }
 
 /// An update that failed for good.

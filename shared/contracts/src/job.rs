@@ -139,6 +139,10 @@ pub struct RenderJob {
     pub base_url: Option<String>,
     /// What caused the export.
     pub trigger: Trigger,
+    /// Set when this version was announced at this time but Quilt's registry never got it:
+    /// the packager announces it again, once, if its record still shows that announcement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reannounce: Option<DateTime<Utc>>,
 }
 
 impl Job for RenderJob {
@@ -183,6 +187,14 @@ pub enum CanvasAction {
     Published {
         /// When the packager message was sent.
         published_at: DateTime<Utc>,
+    },
+    /// "Update Package" found the announced version already in Quilt's registry: say the
+    /// package is up to date.
+    UpToDate {
+        /// When that version was announced.
+        published_at: DateTime<Utc>,
+        /// The registry's latest revision, which holds it.
+        top_hash: String,
     },
     /// Quilt built a new revision of the entry's package (a package event): render the main
     /// view with a fresh linked-package query.
@@ -442,6 +454,7 @@ mod tests {
     fn render_jobs_dedup_per_trigger_and_version() {
         let modified_at = "2024-06-07T21:46:48.111811Z".parse().unwrap();
         let job = RenderJob {
+            reannounce: None,
             entry_id: EntryId::parse("etr_1").unwrap(),
             display_id: "EXP1".into(),
             modified_at,

@@ -118,11 +118,15 @@ pub async fn push(buckets: &Buckets, message: &PackagerMessage) -> Result<Revisi
         }
     };
     // The manifest first and `latest` last: a reader never follows a pointer to nothing.
-    put(format!(".quilt/packages/{top_hash}"), manifest.to_jsonl()).await?;
-    let pointers = format!(".quilt/named_packages/{}", message.package_name);
-    let now = chrono::Utc::now().timestamp();
-    put(format!("{pointers}/{now}"), top_hash.clone()).await?;
-    put(format!("{pointers}/latest"), top_hash.clone()).await?;
+    put(bw_registry::manifest_key(&top_hash), manifest.to_jsonl()).await?;
+    let package = &message.package_name;
+    let now = chrono::Utc::now().timestamp().to_string();
+    put(bw_registry::pointer_key(package, &now), top_hash.clone()).await?;
+    put(
+        bw_registry::pointer_key(package, "latest"),
+        top_hash.clone(),
+    )
+    .await?;
     Ok(Revision {
         bucket: message.registry.clone(),
         name: message.package_name.clone(),

@@ -1,9 +1,9 @@
 //! Golden JSON of every canvas view, checked against `tests/golden/canvas/` (reviewed by eye
 //! once). `UPDATE_GOLDEN=1 cargo test -p bw-canvas --test it views` rewrites them.
 
-use bw_canvas::registry::PackageEntry;
 use bw_canvas::view::{Block, Canvas, Linked, Status};
 use bw_contracts::{Button, ButtonAction, EntryId, PackageTarget};
+use bw_registry::PackageEntry;
 use serde_json::json;
 
 fn entry() -> EntryId {

@@ -511,6 +511,58 @@ async fn update_shows_updating_then_the_outcome_and_a_failure_stays_until_a_newe
 }
 
 #[tokio::test]
+async fn an_update_of_a_version_quilt_holds_says_up_to_date_until_a_newer_one() {
+    let rig = Rig::start(None).await;
+    rig.add_canvas("cnvs_1");
+    let published_at: chrono::DateTime<chrono::Utc> = rig.started - chrono::TimeDelta::hours(1);
+    rig.record_published(published_at).await;
+    rig.click("cnvs_1", ButtonAction::Update, 0).await;
+    assert!(
+        shown(&rig.patch("cnvs_1", 1).await)
+            .0
+            .contains("⏳ *Updating...*")
+    );
+
+    // The exporter found the announced version in the registry.
+    let top_hash = "0123456789abcdef".to_owned();
+    rig.send(
+        Some("cnvs_1"),
+        CanvasAction::UpToDate {
+            published_at,
+            top_hash,
+        },
+        1,
+    )
+    .await;
+    let up_to_date = rig.patch("cnvs_1", 2).await;
+    let (markdown, _) = shown(&up_to_date);
+    let expected = format!(
+        "✅ *Up to date:* revision `0123456789` holds the version announced at {}",
+        published_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    assert!(markdown.contains(&expected), "{markdown}");
+    assert!(button_enabled(&up_to_date, "Update Package"));
+    // Remembered: going back to the package shows it again.
+    rig.click("cnvs_1", ButtonAction::Main, 2).await;
+    assert!(shown(&rig.patch("cnvs_1", 3).await).0.contains(&expected));
+
+    // A newer announcement is not known to be in the registry yet.
+    let newer = rig.started;
+    rig.record_published(newer).await;
+    rig.send(
+        Some("cnvs_1"),
+        CanvasAction::Published {
+            published_at: newer,
+        },
+        3,
+    )
+    .await;
+    let (markdown, _) = shown(&rig.patch("cnvs_1", 4).await);
+    assert!(markdown.contains("✅ *Updated at"), "{markdown}");
+    assert!(!markdown.contains("Up to date"), "{markdown}");
+}
+
+#[tokio::test]
 async fn an_update_click_that_fails_for_good_shows_the_failure() {
     let rig = Rig::start(None).await;
     rig.add_canvas("cnvs_1");

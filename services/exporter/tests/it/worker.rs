@@ -195,57 +195,136 @@ async fn an_export_job_publishes_the_package_and_sends_one_render_job() {
     );
 }
 
-#[tokio::test]
-async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
-    let rig = Rig::new(30, 3).await;
-    let entry = fixture_entry();
-    let modified_at: chrono::DateTime<chrono::Utc> =
-        entry["modifiedAt"].as_str().unwrap().parse().unwrap();
-    let entry_id = FIXTURE_ENTRY_ID.parse().unwrap();
-    let record = PublishedRecord {
-        entry_id,
-        modified_at,
-        package_name: format!("{PKG_PREFIX}/{DISPLAY_ID}"),
-        published_at: modified_at,
-    };
+/// Writes `record` as the entry's published record.
+async fn publish(rig: &Rig, record: &PublishedRecord) {
     rig.put(
         &bookkeeping::published_key(&record.entry_id),
-        &serde_json::to_vec(&record).unwrap(),
+        &serde_json::to_vec(record).unwrap(),
     )
     .await;
+}
+
+/// Writes a revision of the package into the registry layout, with `user_meta` as Quilt's
+/// packager copies it from `entry.json`, and points `latest` at it.
+async fn revision(rig: &Rig, top_hash: &str, user_meta: Value) {
+    let header = serde_json::json!({"version": "v0", "message": "m", "user_meta": user_meta});
+    rig.put(
+        &format!(".quilt/packages/{top_hash}"),
+        format!("{header}\n").as_bytes(),
+    )
+    .await;
+    rig.put(
+        &format!(".quilt/named_packages/{PKG_PREFIX}/{DISPLAY_ID}/latest"),
+        top_hash.as_bytes(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn update_package_on_a_published_version_checks_quilts_registry() {
+    let rig = Rig::new(30, 3).await;
+    let entry = fixture_entry();
+    let version = entry["modifiedAt"].as_str().unwrap();
+    let modified_at: chrono::DateTime<chrono::Utc> = version.parse().unwrap();
+    let mut record = PublishedRecord {
+        entry_id: FIXTURE_ENTRY_ID.parse().unwrap(),
+        modified_at,
+        package_name: format!("{PKG_PREFIX}/{DISPLAY_ID}"),
+        published_at: chrono::Utc::now(),
+    };
+    publish(&rig, &record).await;
     let worker = start(&rig, &[]).await;
     let export = rig.base.queue(&rig.export_url);
     let render = rig.base.queue(&rig.render_url);
     let canvas = rig.base.queue(&rig.canvas_url);
+    let exports = || {
+        rig.base
+            .benchling
+            .requests_to("POST", "/api/v2/exports")
+            .len()
+    };
 
-    // Asked from the canvas: no export, and the canvas is told when this version was announced.
+    // A webhook about the announced version is a duplicate: nothing at all.
     send(
         export.as_ref(),
-        export_job(FIXTURE_ENTRY_ID, "msg_same", Some("cnvs_1")),
+        export_job(FIXTURE_ENTRY_ID, "msg_dup", None),
     )
     .await;
-    let refresh: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(30)).await;
+    // Announced a moment ago and not in the registry yet: Quilt may still be building it, so
+    // the canvas shows the announcement and nothing is exported.
+    send(
+        export.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_fresh", Some("cnvs_1")),
+    )
+    .await;
+    let told: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(30)).await;
     assert_eq!(
-        refresh.action,
+        told.action,
         CanvasAction::Published {
             published_at: record.published_at
         }
     );
-    assert_eq!(refresh.canvas_id.unwrap().as_str(), "cnvs_1");
-    assert_eq!(refresh.entry_id.unwrap().as_str(), FIXTURE_ENTRY_ID);
-    assert!(
-        rig.base
-            .benchling
-            .requests_to("POST", "/api/v2/exports")
-            .is_empty()
+    assert_eq!(told.canvas_id.unwrap().as_str(), "cnvs_1");
+    assert_eq!(told.entry_id.unwrap().as_str(), FIXTURE_ENTRY_ID);
+
+    // The registry's latest revision holds an older version: not this one.
+    revision(
+        &rig,
+        "0ld",
+        serde_json::json!({"entry_id": FIXTURE_ENTRY_ID, "modified_at": "2025-01-01T00:00:00+00:00"}),
+    )
+    .await;
+    // Announced long ago and still missing: the message was lost, so the version is exported
+    // again and the render job asks for exactly that announcement to be repeated.
+    record.published_at = modified_at;
+    publish(&rig, &record).await;
+    rig.base
+        .benchling
+        .add_download("export.zip", zip_of(&attachments()[..1]));
+    send(
+        export.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_lost", Some("cnvs_1")),
+    )
+    .await;
+    let job: RenderJob = next_job(render.as_ref(), Duration::from_secs(30)).await;
+    assert_eq!(job.reannounce, Some(record.published_at));
+    assert_eq!(job.modified_at, modified_at);
+    assert_eq!(exports(), 1);
+
+    // The registry holds the version: the canvas hears it is up to date, naming the revision.
+    revision(
+        &rig,
+        "abc123",
+        serde_json::json!({"entry_id": FIXTURE_ENTRY_ID, "modified_at": version}),
+    )
+    .await;
+    send(
+        export.as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_held", Some("cnvs_1")),
+    )
+    .await;
+    let told: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(30)).await;
+    assert_eq!(
+        told.action,
+        CanvasAction::UpToDate {
+            published_at: record.published_at,
+            top_hash: "abc123".to_owned()
+        }
     );
+    assert_eq!(exports(), 1);
     assert!(
         next_message(render.as_ref(), Duration::from_secs(1))
             .await
             .is_none()
     );
+    assert!(
+        next_message(canvas.as_ref(), Duration::ZERO)
+            .await
+            .is_none(),
+        "the duplicate webhook told the canvas nothing"
+    );
 
-    // The entry changes: the new version is exported.
+    // The entry changes: the new version is exported, without a re-announcement.
     let mut newer = entry.clone();
     newer["modifiedAt"] = Value::from("2025-03-31T08:00:00.000001+00:00");
     rig.base.benchling.add_entry(newer);
@@ -262,13 +341,8 @@ async fn a_published_version_is_not_exported_again_but_a_newer_one_is() {
         bookkeeping::version_tag(&job.modified_at),
         "20250331T080000.000001Z"
     );
-    assert_eq!(
-        rig.base
-            .benchling
-            .requests_to("POST", "/api/v2/exports")
-            .len(),
-        1
-    );
+    assert_eq!(job.reannounce, None);
+    assert_eq!(exports(), 2);
     worker.stop().await.unwrap();
 }
 

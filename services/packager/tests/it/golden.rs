@@ -32,6 +32,7 @@ fn files(names: &[&str]) -> Vec<PackageFile> {
 
 fn job(entry: &Entry, files: &[PackageFile], canvas: Option<&str>) -> RenderJob {
     RenderJob {
+        reannounce: None,
         entry_id: entry.id.clone(),
         display_id: entry.display_id.clone(),
         modified_at: entry.modified_at,

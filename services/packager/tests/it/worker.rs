@@ -47,7 +47,10 @@ impl Rig {
         let config = PackagerConfig::from_env(Env::from_pairs([
             ("BENCHLING_API_BASE_URL", base.benchling.url()),
             ("BENCHLING_RETRY_INITIAL_MS", "20".to_owned()),
-            ("WORKER_CONCURRENCY", "2".to_owned()),
+            // One slot: with two, a long poll begun while the entry's group was in flight
+            // never sees the group's next job on moto (it keeps the in-flight groups as they
+            // were when the poll began), so each job after the first waited out the poll.
+            ("WORKER_CONCURRENCY", "1".to_owned()),
         ]))
         .unwrap();
         let connections = Connections {
@@ -96,6 +99,7 @@ impl Rig {
         self.put(&entry_key, serde_json::to_vec(&entry).unwrap())
             .await;
         RenderJob {
+            reannounce: None,
             entry_id,
             display_id: "EXP25000007".into(),
             modified_at,
@@ -247,6 +251,43 @@ async fn a_render_job_writes_the_metadata_and_announces_the_version_once() {
             .is_none(),
         "the version was announced twice"
     );
+
+    // "Update Package" found the version missing from Quilt's registry and exported it again:
+    // a job repeating exactly the recorded announcement is announced once more, and the record
+    // gets the new time, so the same job delivered again (or one naming an older
+    // announcement) announces nothing.
+    let rig = &rig;
+    let repeat = |webhook: &'static str, reannounce| async move {
+        let mut job = rig
+            .exported(FileList::Inline { files: files(3) }, webhook)
+            .await;
+        job.reannounce = Some(reannounce);
+        rig.render
+            .send(OutgoingMessage::job(job, None))
+            .await
+            .unwrap();
+        assert!(matches!(
+            next_canvas(rig).await.action,
+            CanvasAction::Published { .. }
+        ));
+        next(rig.packager.as_ref(), Duration::from_secs(2)).await
+    };
+    let message = repeat("msg_reannounce", record.published_at).await;
+    assert!(message.is_some(), "the lost announcement was not repeated");
+    let repeated: PublishedRecord = serde_json::from_slice(
+        &rig.get(&bookkeeping::published_key(&job.entry_id))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(repeated.published_at > record.published_at);
+    assert!(repeated.covers(&job.modified_at));
+    for webhook in ["msg_reannounce_again", "msg_reannounce_stale"] {
+        assert!(
+            repeat(webhook, record.published_at).await.is_none(),
+            "{webhook}: announced again"
+        );
+    }
 }
 
 #[tokio::test]

@@ -530,6 +530,18 @@ impl System {
         )
     }
 
+    /// Drops every message waiting in `queue`, as a message lost on its way would be.
+    pub async fn purge(&self, queue: QueueName) {
+        self.moto
+            .sqs_client()
+            .await
+            .purge_queue()
+            .queue_url(&self.world.queues[&queue])
+            .send()
+            .await
+            .expect("purge the queue");
+    }
+
     /// Every process's log, for a failure message.
     pub fn logs(&self) -> String {
         self.processes

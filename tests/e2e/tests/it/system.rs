@@ -142,6 +142,23 @@ async fn publish(system: &System, files: &[(&str, Vec<u8>)], running: usize) {
     assert_revisions(system, PACKAGE, 1).await;
 }
 
+/// The id of the canvas the canvas worker created for the fixture entry, from its record.
+async fn recorded_canvas(system: &System) -> String {
+    eventually(Duration::from_secs(30), || async {
+        let record = system
+            .moto
+            .get_object(
+                &system.world.bucket,
+                &format!(".benchling-webhook/entries/{FIXTURE_ENTRY_ID}/canvas.json"),
+            )
+            .await?;
+        let record: Value = serde_json::from_slice(&record).ok()?;
+        record["canvas_id"].as_str().map(str::to_owned)
+    })
+    .await
+    .expect("the canvas id is recorded")
+}
+
 /// Checks every job queue drained and nothing was dead-lettered.
 async fn assert_drained(system: &System) {
     for queue in [
@@ -214,19 +231,7 @@ async fn a_new_canvas_lists_linked_packages_browses_and_updates() {
             "{created}{}",
             system.logs()
         );
-        let canvas = eventually(Duration::from_secs(30), || async {
-            let record = system
-                .moto
-                .get_object(
-                    &system.world.bucket,
-                    &format!(".benchling-webhook/entries/{FIXTURE_ENTRY_ID}/canvas.json"),
-                )
-                .await?;
-            let record: Value = serde_json::from_slice(&record).ok()?;
-            record["canvas_id"].as_str().map(str::to_owned)
-        })
-        .await
-        .expect("the canvas id is recorded");
+        let canvas = recorded_canvas(&system).await;
         let patch = format!("/api/v2/app-canvases/{canvas}");
 
         // Browse: the package's files, read from the revision Quilt's stand-in wrote.
@@ -243,14 +248,17 @@ async fn a_new_canvas_lists_linked_packages_browses_and_updates() {
             assert!(markdown(&browser).contains(&shown), "{name}: {browser}");
         }
 
-        // Update: "Updating…", then updated again; the version is already announced.
+        // Update: "Updating…", then up to date: Quilt's registry holds the announced version.
         system
             .deliver("/canvas", &click(&canvas, ButtonAction::Update))
             .await;
         let updating = system.request("PATCH", &patch, 2).await;
         assert!(markdown(&updating).contains("Updating..."), "{updating}");
         let done = system.request("PATCH", &patch, 3).await;
-        assert!(markdown(&done).contains("✅ *Updated at "), "{done}");
+        assert!(
+            markdown(&done).contains("✅ *Up to date:* revision `"),
+            "{done}"
+        );
         assert_revisions(&system, PACKAGE, 1).await;
         assert_drained(&system).await;
         system.stop().await;
@@ -387,6 +395,82 @@ async fn a_worker_killed_mid_job_is_finished_once_by_its_restart() {
             2,
             "the restarted exporter ran the interrupted job again"
         );
+        assert_drained(&system).await;
+        system.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn update_package_announces_again_a_version_quilt_never_built() {
+    bounded(async {
+        let mut system = System::start(Options::default()).await;
+        let files = attachments();
+        // Quilt's packager is down, and its message is lost.
+        system.process("quilt-standin").kill();
+        serve_export(&system, &files, 0);
+        system
+            .deliver("/event", &entry_updated(FIXTURE_ENTRY_ID))
+            .await;
+        let announced = eventually(Duration::from_secs(60), || async {
+            (system.depths(QueueName::QUILT_PACKAGER).await == (0, 1)).then_some(())
+        })
+        .await;
+        assert!(announced.is_some(), "never announced{}", system.logs());
+        system.purge(QueueName::QUILT_PACKAGER).await;
+        // Long enough ago that Quilt would have built it.
+        let record_key = format!(".benchling-webhook/entries/{FIXTURE_ENTRY_ID}/published.json");
+        let mut record: Value = serde_json::from_slice(&system.object(&record_key).await).unwrap();
+        let stale = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+        record["published_at"] = Value::from(stale.to_rfc3339());
+        system
+            .moto
+            .put_object(
+                &system.world.bucket,
+                &record_key,
+                serde_json::to_vec(&record).unwrap(),
+            )
+            .await;
+        system.process("quilt-standin").restart();
+        assert_drained(&system).await;
+
+        system.deliver("/canvas", &canvas_initialized()).await;
+        let created = system.request("POST", "/api/v2/app-canvases", 1).await;
+        assert!(markdown(&created).contains("✅ *Updated at "), "{created}");
+        let canvas = recorded_canvas(&system).await;
+        let patch = format!("/api/v2/app-canvases/{canvas}");
+
+        // Update finds the version missing from the registry: exported and announced again,
+        // and Quilt builds it.
+        serve_export(&system, &files, 0);
+        system
+            .deliver("/canvas", &click(&canvas, ButtonAction::Update))
+            .await;
+        assert_revisions(&system, PACKAGE, 1).await;
+        assert_eq!(
+            system
+                .benchling
+                .requests_to("POST", "/api/v2/exports")
+                .len(),
+            2
+        );
+        assert_drained(&system).await;
+        // "Updating…", then the announcement and the revision's refresh, in either order.
+        let patches = system.benchling.requests_to("PATCH", &patch).len();
+        assert_eq!(patches, 3, "{}", system.logs());
+        let updated = system.request("PATCH", &patch, patches).await;
+        assert!(markdown(&updated).contains("✅ *Updated at "), "{updated}");
+
+        // Asked again, the registry holds it: up to date, and nothing exported or announced.
+        system
+            .deliver("/canvas", &click(&canvas, ButtonAction::Update))
+            .await;
+        let done = system.request("PATCH", &patch, patches + 2).await;
+        assert!(
+            markdown(&done).contains("✅ *Up to date:* revision `"),
+            "{done}"
+        );
+        assert_revisions(&system, PACKAGE, 1).await;
         assert_drained(&system).await;
         system.stop().await;
     })

@@ -184,6 +184,7 @@ async fn store_claim_checks(
         let files_key = bookkeeping::file_list_key(&entry_id, &modified_at);
         put(setup, bucket, &files_key, serde_json::to_vec(&files)?).await?;
         jobs.push(RenderJob {
+            reannounce: None,
             entry_id,
             display_id: display_id.clone(),
             modified_at,

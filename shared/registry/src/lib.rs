@@ -1,11 +1,13 @@
-//! Reading Quilt packages from the registry bucket (Quilt's layout), and the EventBridge
-//! `package-revision` events that announce new revisions.
+//! Quilt's package registry as it lies in a bucket: its pointers and manifests.
 //!
-//! Layout: `.quilt/named_packages/{name}/latest` holds the top hash as text;
-//! `.quilt/packages/{top hash}` is the manifest, JSON Lines: a header (`user_meta`, `message`, …)
-//! then one entry per file (`logical_key`, `physical_keys`, `size`, …).
+//! Layout: `.quilt/named_packages/{name}/latest` holds the top hash as text (beside it, one
+//! pointer per revision named by its Unix time); `.quilt/packages/{top hash}` is the manifest,
+//! JSON Lines: a header (`user_meta`, `message`, …) then one entry per file (`logical_key`,
+//! `physical_keys`, `size`, …).
 
+use bw_contracts::EntryId;
 use bw_store::{Key, ObjectStore, StoreError};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,67 +16,6 @@ const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Largest `entry.json` read through the manifest.
 const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
-
-/// A new package revision, from an EventBridge `package-revision` event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PackageEvent {
-    /// The registry bucket.
-    pub bucket: String,
-    /// The package name (`benchling/EXP25000007`).
-    pub handle: String,
-    /// The revision's top hash, when the event carries one.
-    pub top_hash: Option<String>,
-}
-
-/// Why an event body was refused. Permanent: the same body never parses.
-#[derive(Debug, thiserror::Error)]
-#[error("not a package-revision event: {0}")]
-pub struct EventError(String);
-
-impl PackageEvent {
-    /// Reads an EventBridge event body: `detail.bucket` and `detail.handle` (non-empty
-    /// strings) and an optional string `detail.topHash`.
-    pub fn from_body(body: &str) -> Result<Self, EventError> {
-        #[derive(Deserialize)]
-        struct Event {
-            detail: Detail,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Detail {
-            bucket: String,
-            handle: String,
-            #[serde(default)]
-            top_hash: Option<String>,
-        }
-        let event: Event = serde_json::from_str(body).map_err(|e| EventError(e.to_string()))?;
-        let Detail {
-            bucket,
-            handle,
-            top_hash,
-        } = event.detail;
-        if bucket.is_empty() || handle.is_empty() {
-            return Err(EventError(
-                "empty detail.bucket or detail.handle".to_owned(),
-            ));
-        }
-        Ok(Self {
-            bucket,
-            handle,
-            top_hash: top_hash.filter(|h| !h.is_empty()),
-        })
-    }
-
-    /// Whether the event is about one of our packages: the user bucket, and a name under
-    /// `{pkg_prefix}/`. The EventBridge rule sends every Quilt event of the account.
-    pub fn is_ours(&self, user_bucket: &str, pkg_prefix: &str) -> bool {
-        self.bucket == user_bucket
-            && self
-                .handle
-                .strip_prefix(pkg_prefix)
-                .is_some_and(|rest| rest.starts_with('/') && rest.len() > 1)
-    }
-}
 
 /// A file of a package revision, as the canvas lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,12 +62,22 @@ pub enum RegistryError {
     },
 }
 
+/// The key of the manifest of revision `top_hash`.
+pub fn manifest_key(top_hash: &str) -> String {
+    format!(".quilt/packages/{top_hash}")
+}
+
+/// The key of a pointer of `package`: `latest`, or a revision's Unix time.
+pub fn pointer_key(package: &str, pointer: &str) -> String {
+    format!(".quilt/named_packages/{package}/{pointer}")
+}
+
 /// The top hash `latest` points at, or `None` when the package does not exist.
 pub async fn latest_top_hash(
     store: &dyn ObjectStore,
     package: &str,
 ) -> Result<Option<String>, RegistryError> {
-    let key = Key::new(format!(".quilt/named_packages/{package}/latest"))?;
+    let key = Key::new(pointer_key(package, "latest"))?;
     match store.get_bytes(&key, 1024).await {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned())),
         Err(e) if e.is_not_found() => Ok(None),
@@ -153,12 +104,25 @@ pub async fn latest_manifest(
 /// # Errors
 /// When it cannot be read or is not a manifest.
 pub async fn manifest(store: &dyn ObjectStore, top_hash: &str) -> Result<Manifest, RegistryError> {
-    let key = Key::new(format!(".quilt/packages/{top_hash}"))?;
+    let key = Key::new(manifest_key(top_hash))?;
     let bytes = store.get_bytes(&key, MAX_MANIFEST_BYTES).await?;
     parse_manifest(top_hash, &bytes).map_err(|message| RegistryError::Malformed {
         key: key.to_string(),
         message,
     })
+}
+
+impl Manifest {
+    /// Whether this revision holds version `modified_at` of `entry`: its metadata (which
+    /// Quilt's packager copies from the `entry.json` we hand it) names both.
+    pub fn holds(&self, entry: &EntryId, modified_at: &DateTime<Utc>) -> bool {
+        let meta = &self.user_meta;
+        meta["entry_id"].as_str() == Some(entry.as_str())
+            && meta["modified_at"]
+                .as_str()
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .is_some_and(|at| at == *modified_at)
+    }
 }
 
 /// One file line of a manifest: only what the canvas reads (the rest, hashes and per-file
@@ -279,21 +243,32 @@ mod tests {
     use bytes::Bytes;
 
     #[test]
-    fn events_parse_and_filter() {
-        let body = r#"{"detail-type":"package-revision","detail":{"bucket":"quilt-example","handle":"benchling/EXP1","topHash":"abc"}}"#;
-        let event = PackageEvent::from_body(body).unwrap();
-        assert_eq!(event.top_hash.as_deref(), Some("abc"));
-        assert!(event.is_ours("quilt-example", "benchling"));
-        assert!(!event.is_ours("other-bucket", "benchling"));
-        assert!(!event.is_ours("quilt-example", "bench"));
-        assert!(!event.is_ours("quilt-example", "benchling/EXP1"));
-        for bad in [
-            "not json",
-            r#"{"detail":{"bucket":"b"}}"#,
-            r#"{"detail":{"bucket":"","handle":"a/b"}}"#,
-            r#"{"detail":{"bucket":"b","handle":"a/b","topHash":7}}"#,
+    fn a_revision_holds_the_version_its_metadata_names() {
+        let entry = EntryId::parse("etr_1").unwrap();
+        let version: DateTime<Utc> = "2025-03-30T23:37:23.123456Z".parse().unwrap();
+        let revision = |user_meta: Value| Manifest {
+            top_hash: "abc".to_owned(),
+            user_meta,
+            message: None,
+            entries: Vec::new(),
+            entry_json: None,
+        };
+        // Benchling's own offset form and ours name the same instant.
+        for modified_at in [
+            "2025-03-30T23:37:23.123456+00:00",
+            "2025-03-30T23:37:23.123456Z",
         ] {
-            assert!(PackageEvent::from_body(bad).is_err(), "{bad}");
+            let meta = serde_json::json!({"entry_id": "etr_1", "modified_at": modified_at});
+            assert!(revision(meta).holds(&entry, &version), "{modified_at}");
+        }
+        for meta in [
+            serde_json::json!({"entry_id": "etr_1", "modified_at": "2025-03-30T23:37:23.123457Z"}),
+            serde_json::json!({"entry_id": "etr_2", "modified_at": "2025-03-30T23:37:23.123456Z"}),
+            serde_json::json!({"entry_id": "etr_1", "modified_at": "yesterday"}),
+            serde_json::json!({"entry_id": "etr_1"}),
+            serde_json::json!({}),
+        ] {
+            assert!(!revision(meta.clone()).holds(&entry, &version), "{meta}");
         }
     }
 
