@@ -12,16 +12,23 @@ use serde_json::{Value, json};
 /// The running stand-in; it stops when dropped.
 pub struct FastSqs {
     server: StubServer,
-    stored: Arc<AtomicU64>,
+    counts: Arc<Counts>,
+}
+
+/// What it has answered.
+#[derive(Default)]
+struct Counts {
+    messages: AtomicU64,
+    requests: AtomicU64,
 }
 
 impl FastSqs {
     /// Starts it on a free loopback port.
     pub fn start() -> Self {
-        let stored = Arc::new(AtomicU64::new(0));
-        let count = Arc::clone(&stored);
-        let server = StubServer::start(move |request| answer(request, &count));
-        Self { server, stored }
+        let counts = Arc::new(Counts::default());
+        let shared = Arc::clone(&counts);
+        let server = StubServer::start(move |request| answer(request, &shared));
+        Self { server, counts }
     }
 
     /// Its endpoint (`AWS_ENDPOINT_URL`).
@@ -36,17 +43,28 @@ impl FastSqs {
 
     /// Messages accepted so far.
     pub fn stored(&self) -> u64 {
-        self.stored.load(Ordering::Relaxed)
+        self.counts.messages.load(Ordering::Relaxed)
+    }
+
+    /// `SendMessage` and `SendMessageBatch` requests answered so far.
+    pub fn send_requests(&self) -> u64 {
+        self.counts.requests.load(Ordering::Relaxed)
     }
 }
 
-fn answer(request: &StubRequest, stored: &AtomicU64) -> StubResponse {
+fn answer(request: &StubRequest, counts: &Counts) -> StubResponse {
+    let stored = |messages: usize| {
+        counts.requests.fetch_add(1, Ordering::Relaxed);
+        counts
+            .messages
+            .fetch_add(messages as u64, Ordering::Relaxed);
+    };
     let body = request.json().unwrap_or(Value::Null);
     let id = || uuid::Uuid::new_v4().to_string();
     let answer = match request.header("x-amz-target").unwrap_or_default() {
         "AmazonSQS.SendMessageBatch" => {
             let entries = body["Entries"].as_array().cloned().unwrap_or_default();
-            stored.fetch_add(entries.len() as u64, Ordering::Relaxed);
+            stored(entries.len());
             let successful: Vec<Value> = entries
                 .iter()
                 .map(|entry| json!({"Id": entry["Id"], "MessageId": id(), "MD5OfMessageBody": ""}))
@@ -54,7 +72,7 @@ fn answer(request: &StubRequest, stored: &AtomicU64) -> StubResponse {
             json!({"Successful": successful, "Failed": []})
         }
         "AmazonSQS.SendMessage" => {
-            stored.fetch_add(1, Ordering::Relaxed);
+            stored(1);
             json!({"MessageId": id(), "MD5OfMessageBody": ""})
         }
         "AmazonSQS.GetQueueAttributes" => json!({"Attributes": {

@@ -131,7 +131,11 @@ pub fn stand_ins(dir: &Path, sqs: Sqs) -> anyhow::Result<()> {
             _ = interrupt.recv() => {}
         }
         if let Some(fast) = &fast {
-            eprintln!("webhook-bench: fast SQS took {} messages", fast.stored());
+            eprintln!(
+                "webhook-bench: fast SQS took {} messages in {} send requests",
+                fast.stored(),
+                fast.send_requests()
+            );
         }
         Ok::<_, anyhow::Error>(())
     })

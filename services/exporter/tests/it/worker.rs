@@ -252,12 +252,19 @@ async fn update_package_on_a_published_version_checks_quilts_registry() {
     .await;
     // Announced a moment ago and not in the registry yet: Quilt may still be building it, so
     // the canvas shows the announcement and nothing is exported.
-    send(
-        export.as_ref(),
-        export_job(FIXTURE_ENTRY_ID, "msg_fresh", Some("cnvs_1")),
-    )
-    .await;
-    let told: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(30)).await;
+    // Asks from the canvas and returns what the canvas is told.
+    let ask = |webhook: &'static str| {
+        let (export, canvas) = (&export, &canvas);
+        async move {
+            send(
+                export.as_ref(),
+                export_job(FIXTURE_ENTRY_ID, webhook, Some("cnvs_1")),
+            )
+            .await;
+            next_job::<CanvasJob>(canvas.as_ref(), Duration::from_secs(30)).await
+        }
+    };
+    let told = ask("msg_fresh").await;
     assert_eq!(
         told.action,
         CanvasAction::Published {
@@ -298,14 +305,8 @@ async fn update_package_on_a_published_version_checks_quilts_registry() {
         serde_json::json!({"entry_id": FIXTURE_ENTRY_ID, "modified_at": version}),
     )
     .await;
-    send(
-        export.as_ref(),
-        export_job(FIXTURE_ENTRY_ID, "msg_held", Some("cnvs_1")),
-    )
-    .await;
-    let told: CanvasJob = next_job(canvas.as_ref(), Duration::from_secs(30)).await;
     assert_eq!(
-        told.action,
+        ask("msg_held").await.action,
         CanvasAction::UpToDate {
             published_at: record.published_at,
             top_hash: "abc123".to_owned()

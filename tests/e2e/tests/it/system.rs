@@ -159,6 +159,35 @@ async fn recorded_canvas(system: &System) -> String {
     .expect("the canvas id is recorded")
 }
 
+/// Clicks Update on `canvas` (which had `patches` updates so far) for a version Quilt's
+/// registry holds: "Updating…", then "Up to date" naming the revision, with nothing exported
+/// or announced again.
+async fn update_finds_it_up_to_date(system: &System, canvas: &str, patches: usize) {
+    let before = exports(system);
+    system
+        .deliver("/canvas", &click(canvas, ButtonAction::Update))
+        .await;
+    let patch = format!("/api/v2/app-canvases/{canvas}");
+    let updating = system.request("PATCH", &patch, patches + 1).await;
+    assert!(markdown(&updating).contains("Updating..."), "{updating}");
+    let done = system.request("PATCH", &patch, patches + 2).await;
+    assert!(
+        markdown(&done).contains("✅ *Up to date:* revision `"),
+        "{done}"
+    );
+    assert_revisions(system, PACKAGE, 1).await;
+    assert_drained(system).await;
+    assert_eq!(exports(system), before, "nothing exported again");
+}
+
+/// How many exports Benchling's stand-in was asked to start.
+fn exports(system: &System) -> usize {
+    system
+        .benchling
+        .requests_to("POST", "/api/v2/exports")
+        .len()
+}
+
 /// Checks every job queue drained and nothing was dead-lettered.
 async fn assert_drained(system: &System) {
     for queue in [
@@ -192,14 +221,7 @@ async fn an_entry_update_becomes_one_package_revision_and_an_updated_canvas() {
         system.deliver("/canvas", &canvas_initialized()).await;
         let created = system.request("POST", "/api/v2/app-canvases", 1).await;
         assert!(markdown(&created).contains("✅ *Updated at "), "{created}");
-        assert_eq!(
-            system
-                .benchling
-                .requests_to("POST", "/api/v2/exports")
-                .len(),
-            1,
-            "one export"
-        );
+        assert_eq!(exports(&system), 1, "one export");
         assert_drained(&system).await;
         system.stop().await;
     })
@@ -248,19 +270,8 @@ async fn a_new_canvas_lists_linked_packages_browses_and_updates() {
             assert!(markdown(&browser).contains(&shown), "{name}: {browser}");
         }
 
-        // Update: "Updating…", then up to date: Quilt's registry holds the announced version.
-        system
-            .deliver("/canvas", &click(&canvas, ButtonAction::Update))
-            .await;
-        let updating = system.request("PATCH", &patch, 2).await;
-        assert!(markdown(&updating).contains("Updating..."), "{updating}");
-        let done = system.request("PATCH", &patch, 3).await;
-        assert!(
-            markdown(&done).contains("✅ *Up to date:* revision `"),
-            "{done}"
-        );
-        assert_revisions(&system, PACKAGE, 1).await;
-        assert_drained(&system).await;
+        // Update: Quilt's registry holds the announced version.
+        update_finds_it_up_to_date(&system, &canvas, 1).await;
         system.stop().await;
     })
     .await;
@@ -388,10 +399,7 @@ async fn a_worker_killed_mid_job_is_finished_once_by_its_restart() {
         assert_package(&system, PACKAGE, &files).await;
         assert_revisions(&system, PACKAGE, 1).await;
         assert_eq!(
-            system
-                .benchling
-                .requests_to("POST", "/api/v2/exports")
-                .len(),
+            exports(&system),
             2,
             "the restarted exporter ran the interrupted job again"
         );
@@ -447,13 +455,7 @@ async fn update_package_announces_again_a_version_quilt_never_built() {
             .deliver("/canvas", &click(&canvas, ButtonAction::Update))
             .await;
         assert_revisions(&system, PACKAGE, 1).await;
-        assert_eq!(
-            system
-                .benchling
-                .requests_to("POST", "/api/v2/exports")
-                .len(),
-            2
-        );
+        assert_eq!(exports(&system), 2);
         assert_drained(&system).await;
         // "Updating…", then the announcement and the revision's refresh, in either order.
         let patches = system.benchling.requests_to("PATCH", &patch).len();
@@ -461,17 +463,8 @@ async fn update_package_announces_again_a_version_quilt_never_built() {
         let updated = system.request("PATCH", &patch, patches).await;
         assert!(markdown(&updated).contains("✅ *Updated at "), "{updated}");
 
-        // Asked again, the registry holds it: up to date, and nothing exported or announced.
-        system
-            .deliver("/canvas", &click(&canvas, ButtonAction::Update))
-            .await;
-        let done = system.request("PATCH", &patch, patches + 2).await;
-        assert!(
-            markdown(&done).contains("✅ *Up to date:* revision `"),
-            "{done}"
-        );
-        assert_revisions(&system, PACKAGE, 1).await;
-        assert_drained(&system).await;
+        // Asked again, the registry holds it.
+        update_finds_it_up_to_date(&system, &canvas, patches).await;
         system.stop().await;
     })
     .await;
