@@ -246,8 +246,11 @@ async fn canvas_webhooks_create_the_canvas_and_update_runs_the_whole_loop() {
         markdown(&updating).contains("⏳ *Updating...*"),
         "{updating}"
     );
-    // The export finds the version announced, and the canvas says so again.
+    // The export finds the version announced and in Quilt's registry: up to date.
     let updated = pipeline.request("PATCH", &patch, 4).await;
-    assert!(markdown(&updated).contains("✅ *Updated at "), "{updated}");
+    assert!(
+        markdown(&updated).contains("✅ *Up to date:* revision `"),
+        "{updated}"
+    );
     pipeline.stop().await;
 }
