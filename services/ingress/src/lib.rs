@@ -129,11 +129,16 @@ impl Ingress {
             config,
         });
         let app_state = state.clone();
-        let mut server =
-            HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
-                .workers(state.config.workers)
-                .shutdown_timeout(state.config.shutdown_timeout.as_secs())
-                .bind((state.config.host, state.config.port))?;
+        // The factory runs once on each worker's thread, so each gets senders of its own.
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::Data::new(app_state.outbox.senders()))
+                .configure(routes)
+        })
+        .workers(state.config.workers)
+        .shutdown_timeout(state.config.shutdown_timeout.as_secs())
+        .bind((state.config.host, state.config.port))?;
         if !os_signals {
             server = server.disable_signals();
         }

@@ -19,7 +19,8 @@ fn main() -> anyhow::Result<ExitCode> {
         }
     };
     let telemetry = bw_telemetry::init(&config.telemetry).context("starting telemetry")?;
-    // One thread runs the queue senders and upkeep; actix-web adds its own worker threads.
+    // One thread runs start-up, the queue checks and upkeep; actix-web adds its worker threads,
+    // and each of them sends to the queues itself (see `outbox`).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

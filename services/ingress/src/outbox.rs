@@ -1,5 +1,10 @@
-//! Where accepted webhooks go: the export and canvas queues, each behind a batching sender,
-//! with a health flag per queue for the readiness probe.
+//! Where accepted webhooks go: the export and canvas queues, with a health flag per queue for
+//! the readiness probe.
+//!
+//! On SQS each actix-web worker sends through [`Senders`] of its own: a batching task per queue
+//! on the worker's runtime, over a client with its own connections. A webhook is then verified,
+//! queued and answered on one thread; with one sender shared by all workers, every webhook
+//! woke another thread and back, which cost 40–60 µs of CPU per webhook (docs/benchmarks.md).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,66 +32,69 @@ impl Health {
     }
 }
 
+/// One queue and what every worker's sends to it taught us.
 #[derive(Debug)]
 struct Lane {
     queue: Arc<dyn Queue>,
-    batcher: Option<Batcher>,
     health: Health,
 }
 
 impl Lane {
-    fn new(queue: Arc<dyn Queue>, batch: Option<BatchOptions>) -> Self {
-        Self {
-            batcher: batch.map(|options| Batcher::spawn(queue.clone(), options)),
+    fn new(queue: Arc<dyn Queue>) -> Arc<Self> {
+        Arc::new(Self {
             queue,
             health: Health {
                 ok: AtomicBool::new(false),
                 last_error: Mutex::new(Some("not checked yet".into())),
             },
-        }
-    }
-
-    async fn send<J: Job>(&self, job: J) -> Result<String, QueueError> {
-        let message = OutgoingMessage::job(job, bw_telemetry::current_traceparent());
-        let result = match &self.batcher {
-            Some(batcher) => batcher.send(message).await,
-            None => self.queue.send(message).await,
-        };
-        self.health.record(&result);
-        result
+        })
     }
 }
 
-/// The ingress's queue senders.
+/// The ingress's queues, shared by every worker.
 #[derive(Debug)]
 pub struct Outbox {
-    export: Lane,
-    canvas: Lane,
+    export: Arc<Lane>,
+    canvas: Arc<Lane>,
+    batch: Option<BatchOptions>,
     backend: &'static str,
 }
 
 impl Outbox {
-    /// Starts the batching senders on the current runtime.
+    /// The queues; sends batch (with `linger`) when the queues are remote.
     pub fn new(queues: Queues, linger: Duration) -> Self {
-        let batch = queues.batched.then_some(BatchOptions {
-            linger,
-            ..BatchOptions::default()
-        });
         Self {
-            export: Lane::new(queues.export, batch),
-            canvas: Lane::new(queues.canvas, batch),
+            export: Lane::new(queues.export),
+            canvas: Lane::new(queues.canvas),
+            batch: queues.batched.then_some(BatchOptions {
+                linger,
+                ..BatchOptions::default()
+            }),
             backend: queues.backend,
         }
     }
 
-    /// Queues an export; resolves once the queue has stored it.
-    pub async fn export(&self, job: ExportJob) -> Result<String, QueueError> {
-        self.export.send(job).await
-    }
-
-    /// Queues a canvas job; resolves once the queue has stored it.
-    pub async fn canvas(&self, job: CanvasJob) -> Result<String, QueueError> {
-        self.canvas.send(job).await
+    /// Senders for the calling thread, their batching tasks spawned on its tokio runtime. Call
+    /// it once per actix-web worker, from the app factory.
+    ///
+    /// # Panics
+    ///
+    /// With batching on, outside a tokio runtime.
+    pub fn senders(&self) -> Senders {
+        let sender = |lane: &Arc<Lane>| Sender {
+            batcher: self.batch.map(|options| {
+                let queue = lane
+                    .queue
+                    .with_own_connections()
+                    .unwrap_or_else(|| Arc::clone(&lane.queue));
+                Batcher::spawn(queue, options)
+            }),
+            lane: Arc::clone(lane),
+        };
+        Senders {
+            export: sender(&self.export),
+            canvas: sender(&self.canvas),
+        }
     }
 
     /// `embedded` or `sqs`.
@@ -126,5 +134,43 @@ impl Outbox {
             }
             lane.health.record(&result);
         }
+    }
+}
+
+/// One worker's way into one queue.
+#[derive(Debug)]
+struct Sender {
+    lane: Arc<Lane>,
+    batcher: Option<Batcher>,
+}
+
+impl Sender {
+    async fn send<J: Job>(&self, job: J) -> Result<String, QueueError> {
+        let message = OutgoingMessage::job(job, bw_telemetry::current_traceparent());
+        let result = match &self.batcher {
+            Some(batcher) => batcher.send(message).await,
+            None => self.lane.queue.send(message).await,
+        };
+        self.lane.health.record(&result);
+        result
+    }
+}
+
+/// One worker's senders (see [`Outbox::senders`]).
+#[derive(Debug)]
+pub struct Senders {
+    export: Sender,
+    canvas: Sender,
+}
+
+impl Senders {
+    /// Queues an export; resolves once the queue has stored it.
+    pub async fn export(&self, job: ExportJob) -> Result<String, QueueError> {
+        self.export.send(job).await
+    }
+
+    /// Queues a canvas job; resolves once the queue has stored it.
+    pub async fn canvas(&self, job: CanvasJob) -> Result<String, QueueError> {
+        self.canvas.send(job).await
     }
 }

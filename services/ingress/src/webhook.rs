@@ -16,6 +16,7 @@ use tracing::{Instrument as _, field};
 
 use crate::dispatch::{Delivery, Disposition, dispatch};
 use crate::error::ApiError;
+use crate::outbox::Senders;
 use crate::replay::Claim;
 use crate::state::{AppState, MAX_BODY_BYTES};
 
@@ -24,6 +25,7 @@ pub async fn receive(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    senders: web::Data<Senders>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let span = tracing::info_span!(
@@ -34,7 +36,9 @@ pub async fn receive(
         entry_id = field::Empty,
         canvas_id = field::Empty,
     );
-    let result = handle(&req, payload, &state).instrument(span.clone()).await;
+    let result = handle(&req, payload, &state, &senders)
+        .instrument(span.clone())
+        .await;
     let _entered = span.enter();
     let elapsed_us = started.elapsed().as_micros() as u64;
     match &result {
@@ -62,6 +66,7 @@ async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    senders: &Senders,
 ) -> Result<(HttpResponse, &'static str), ApiError> {
     // Degraded until the secret is loaded: without it there is no app to verify against.
     let secret = match state.secret.state() {
@@ -129,7 +134,7 @@ async fn handle(
             .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
             .unwrap_or_else(|| received_at.into()),
     };
-    let answer = act(dispatch(webhook, &delivery), &delivery, state).await?;
+    let answer = act(dispatch(webhook, &delivery), &delivery, state, senders).await?;
     if let Some(token) = claim {
         token.accept();
     }
@@ -140,6 +145,7 @@ async fn act(
     disposition: Disposition,
     delivery: &Delivery,
     state: &AppState,
+    senders: &Senders,
 ) -> Result<(HttpResponse, &'static str), ApiError> {
     let span = tracing::Span::current();
     let queued = |result: Result<String, bw_queue::QueueError>| {
@@ -152,7 +158,7 @@ async fn act(
         Disposition::Export(job) => {
             span.record("entry_id", job.entry_id.as_str());
             let entry_id = job.entry_id.to_string();
-            let message_id = queued(state.outbox.export(job).await)?;
+            let message_id = queued(senders.export(job).await)?;
             let body = json!({"status": "ACCEPTED", "job": "export", "entry_id": entry_id, "message_id": message_id});
             (HttpResponse::Accepted().json(body), "export_queued")
         }
@@ -164,13 +170,13 @@ async fn act(
                 span.record("entry_id", entry.as_str());
             }
             let canvas_id = job.canvas_id.as_ref().map(ToString::to_string);
-            let message_id = queued(state.outbox.canvas(job).await)?;
+            let message_id = queued(senders.canvas(job).await)?;
             let body = json!({"status": "ACCEPTED", "job": "canvas", "canvas_id": canvas_id, "message_id": message_id});
             (HttpResponse::Accepted().json(body), "canvas_queued")
         }
         Disposition::Lifecycle { event, canvas } => {
             let queued_canvas = match canvas {
-                Some(job) => Some(queued(state.outbox.canvas(job).await)?),
+                Some(job) => Some(queued(senders.canvas(job).await)?),
                 None => None,
             };
             state.lifecycle.record(

@@ -184,6 +184,13 @@ pub trait Queue: Send + Sync + fmt::Debug {
     /// The queue's dead-letter queue, if it has one (on SQS, the target of its
     /// `RedrivePolicy`): where a consumer moves a message that can never succeed.
     async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError>;
+
+    /// The same queue with connections of its own, for a thread that sends on its own runtime:
+    /// network connections are driven by the runtime that opened them, so a shared pool would
+    /// wake another thread for every request. `None` when the backend has no connections.
+    fn with_own_connections(&self) -> Option<Arc<dyn Queue>> {
+        None
+    }
 }
 
 #[cfg(test)]

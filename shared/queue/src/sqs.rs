@@ -58,6 +58,28 @@ impl SqsQueue {
         }
     }
 
+    /// The same queue through a client with its own connection pool (the SDK's default HTTPS
+    /// client, built afresh), everything else as configured.
+    pub fn with_own_connections(&self) -> Self {
+        use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
+        let http = Builder::new().build_with_connector_fn(|settings, components| {
+            let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        });
+        let config = self.client.config().to_builder().http_client(http).build();
+        Self {
+            client: Client::from_conf(config),
+            ..self.clone()
+        }
+    }
+
     /// One queue attribute, `None` when the queue does not have it.
     async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, QueueError> {
         let output = self
@@ -243,6 +265,10 @@ impl fmt::Debug for SqsQueue {
 impl Queue for SqsQueue {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn with_own_connections(&self) -> Option<Arc<dyn Queue>> {
+        Some(Arc::new(SqsQueue::with_own_connections(self)))
     }
 
     fn is_fifo(&self) -> bool {

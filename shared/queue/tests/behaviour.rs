@@ -470,38 +470,55 @@ async fn batcher_reports_failure_to_its_caller_only(backend: Backend) {
     assert_eq!(stored, ["m0", "m1", "m3", "m4"]);
 }
 
-async fn batcher_serves_callers_on_other_runtimes(backend: Backend) {
-    let queue = backend.standard(30).await;
-    let batcher = Batcher::spawn(Arc::clone(&queue), BatchOptions::default());
-    // Callers on their own runtimes, as actix-web workers are; their runtimes end with them.
-    let threads: Vec<_> = (0..3)
+/// Runs `body(thread)` on `count` threads, each on a current-thread runtime of its own that
+/// ends with the thread, and gathers what they return. Joining blocks, so the test's own
+/// runtime (and any batching task on it) keeps running on another worker meanwhile.
+async fn on_own_runtimes<F, Fut, T>(count: usize, body: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Vec<T>>,
+    T: Send + 'static,
+{
+    let threads: Vec<_> = (0..count)
         .map(|thread| {
-            let batcher = batcher.clone();
+            let body = body.clone();
             std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
+                tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    let mut ids = Vec::new();
-                    for i in 0..5 {
-                        let body = format!("thread{thread}-{i}");
-                        ids.push(batcher.send(OutgoingMessage::new(body)).await.unwrap());
-                    }
-                    ids
-                })
+                    .unwrap()
+                    .block_on(body(thread))
             })
         })
         .collect();
-    // Joining blocks, so let the batching task run on another worker meanwhile.
-    let ids: HashSet<String> = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         threads
             .into_iter()
             .flat_map(|t| t.join().unwrap())
             .collect()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn batcher_serves_callers_on_other_runtimes(backend: Backend) {
+    let queue = backend.standard(30).await;
+    let batcher = Batcher::spawn(Arc::clone(&queue), BatchOptions::default());
+    // Callers on their own runtimes, as actix-web workers are.
+    let ids: HashSet<String> = on_own_runtimes(3, move |thread| {
+        let batcher = batcher.clone();
+        async move {
+            let mut ids = Vec::new();
+            for i in 0..5 {
+                let body = format!("thread{thread}-{i}");
+                ids.push(batcher.send(OutgoingMessage::new(body)).await.unwrap());
+            }
+            ids
+        }
+    })
+    .await
+    .into_iter()
+    .collect();
     assert_eq!(ids.len(), 15);
     let received: HashSet<String> = drain(queue.as_ref(), 15)
         .await
@@ -509,6 +526,44 @@ async fn batcher_serves_callers_on_other_runtimes(backend: Backend) {
         .map(|m| m.message_id)
         .collect();
     assert_eq!(received, ids);
+}
+
+/// Each actix-web worker sends through its own copy of a queue, batched on its own runtime: an
+/// SQS queue gets connections of its own (so no other thread drives them), an in-process
+/// queue has none to copy. What the copies send, the original receives, also after their
+/// runtimes ended.
+async fn per_thread_copies_send_to_the_same_queue(backend: Backend) {
+    let queue = backend.standard(30).await;
+    assert_eq!(
+        queue.with_own_connections().is_some(),
+        matches!(backend, Backend::Sqs)
+    );
+    let shared = Arc::clone(&queue);
+    let sent: HashSet<String> = on_own_runtimes(2, move |thread| {
+        let queue = Arc::clone(&shared);
+        async move {
+            let own = queue.with_own_connections().unwrap_or(queue);
+            let batcher = Batcher::spawn(own, BatchOptions::default());
+            let mut bodies = Vec::new();
+            for i in 0..4 {
+                let body = format!("thread{thread}-{i}");
+                batcher
+                    .send(OutgoingMessage::new(body.clone()))
+                    .await
+                    .unwrap();
+                bodies.push(body);
+            }
+            bodies
+        }
+    })
+    .await
+    .into_iter()
+    .collect();
+    let received: HashSet<String> = bodies(&drain(queue.as_ref(), 8).await)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(received, sent);
 }
 
 macro_rules! suite {
@@ -573,6 +628,7 @@ suite!(
     batcher_stores_each_concurrent_send_once,
     batcher_reports_failure_to_its_caller_only,
     batcher_serves_callers_on_other_runtimes,
+    per_thread_copies_send_to_the_same_queue,
 );
 
 #[tokio::test]
