@@ -58,24 +58,14 @@ impl SqsQueue {
         }
     }
 
-    /// The same queue through a client with its own connection pool (the SDK's default HTTPS
-    /// client, built afresh), everything else as configured.
+    /// The same queue through a client with its own connection pool, everything else as
+    /// configured: without an HTTP client in its configuration, the SDK builds its default one
+    /// afresh for the new client.
     pub fn with_own_connections(&self) -> Self {
-        use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
-        let http = Builder::new().build_with_connector_fn(|settings, components| {
-            let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ));
-            connector.set_connector_settings(settings.cloned());
-            if let Some(components) = components {
-                connector.set_sleep_impl(components.sleep_impl());
-            }
-            connector.set_proxy_config(Some(ProxyConfig::from_env()));
-            connector.build()
-        });
-        let config = self.client.config().to_builder().http_client(http).build();
+        let mut config = self.client.config().to_builder();
+        config.set_http_client(None);
         Self {
-            client: Client::from_conf(config),
+            client: Client::from_conf(config.build()),
             ..self.clone()
         }
     }
