@@ -287,10 +287,10 @@ impl ExportHandler {
         store: &dyn ObjectStore,
         record: &PublishedRecord,
     ) -> Result<Registry, JobError> {
-        let found = match bw_registry::latest_manifest(store, &record.package_name).await {
-            Ok(manifest) => manifest
+        let found = match bw_registry::latest_revision(store, &record.package_name).await {
+            Ok(revision) => revision
                 .holds(&record.entry_id, &record.modified_at)
-                .then_some(manifest.top_hash),
+                .then_some(revision.top_hash),
             Err(RegistryError::NoSuchPackage(_)) => None,
             Err(RegistryError::Store(e)) if e.is_transient() => {
                 return Err(JobError::Bookkeeping(e));

@@ -10,6 +10,7 @@ use bw_store::{Key, ObjectStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 
 /// Largest manifest read (about 100,000 entries).
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
@@ -112,7 +113,16 @@ pub async fn manifest(store: &dyn ObjectStore, top_hash: &str) -> Result<Manifes
     })
 }
 
-impl Manifest {
+/// A revision as its manifest's header describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Revision {
+    /// The top hash.
+    pub top_hash: String,
+    /// The header's `user_meta` (`{}` when absent).
+    pub user_meta: Value,
+}
+
+impl Revision {
     /// Whether this revision holds version `modified_at` of `entry`: its metadata (which
     /// Quilt's packager copies from the `entry.json` we hand it) names both.
     pub fn holds(&self, entry: &EntryId, modified_at: &DateTime<Utc>) -> bool {
@@ -123,6 +133,64 @@ impl Manifest {
                 .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
                 .is_some_and(|at| at == *modified_at)
     }
+}
+
+/// The latest revision of `package`, read from its manifest's first line only: a manifest
+/// lists every file and may run to tens of MiB, while the header is all that names the
+/// version.
+///
+/// # Errors
+/// [`RegistryError::NoSuchPackage`] when it does not exist; `Malformed` when the header is not
+/// a JSON line of at most 16 MiB.
+pub async fn latest_revision(
+    store: &dyn ObjectStore,
+    package: &str,
+) -> Result<Revision, RegistryError> {
+    let top_hash = latest_top_hash(store, package)
+        .await?
+        .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
+    let key = Key::new(manifest_key(&top_hash))?;
+    let malformed = |message: String| RegistryError::Malformed {
+        key: key.to_string(),
+        message,
+    };
+    // One byte past the limit tells an oversized header without reading on.
+    let mut lines = BufReader::new(store.get(&key).await?.take(MAX_METADATA_BYTES + 1));
+    let mut line = Vec::new();
+    // Like the full parse, blank lines before the header are skipped.
+    while line.iter().all(u8::is_ascii_whitespace) {
+        line.clear();
+        let read =
+            lines
+                .read_until(b'\n', &mut line)
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    location: format!("{}{key}", store.location()),
+                    operation: "read",
+                    message: e.to_string(),
+                })?;
+        if read == 0 {
+            return Err(malformed("empty manifest".to_owned()));
+        }
+    }
+    if line.len() as u64 > MAX_METADATA_BYTES {
+        return Err(malformed(format!("header over {MAX_METADATA_BYTES} bytes")));
+    }
+    let header: Value =
+        serde_json::from_slice(&line).map_err(|e| malformed(format!("header: {e}")))?;
+    Ok(Revision {
+        top_hash,
+        user_meta: user_meta(&header),
+    })
+}
+
+/// A header's `user_meta`, `{}` when absent or not an object.
+fn user_meta(header: &Value) -> Value {
+    header
+        .get("user_meta")
+        .filter(|meta| meta.is_object())
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()))
 }
 
 /// One file line of a manifest: only what the canvas reads (the rest, hashes and per-file
@@ -167,11 +235,7 @@ fn parse_manifest(top_hash: &str, bytes: &[u8]) -> Result<Manifest, String> {
     entries.sort_by(|a, b| a.logical_key.cmp(&b.logical_key));
     Ok(Manifest {
         top_hash: top_hash.to_owned(),
-        user_meta: header
-            .get("user_meta")
-            .filter(|meta| meta.is_object())
-            .cloned()
-            .unwrap_or_else(|| Value::Object(Default::default())),
+        user_meta: user_meta(&header),
         message: header["message"].as_str().map(str::to_owned),
         entries,
         entry_json,
@@ -246,12 +310,9 @@ mod tests {
     fn a_revision_holds_the_version_its_metadata_names() {
         let entry = EntryId::parse("etr_1").unwrap();
         let version: DateTime<Utc> = "2025-03-30T23:37:23.123456Z".parse().unwrap();
-        let revision = |user_meta: Value| Manifest {
+        let revision = |user_meta: Value| Revision {
             top_hash: "abc".to_owned(),
             user_meta,
-            message: None,
-            entries: Vec::new(),
-            entry_json: None,
         };
         // Benchling's own offset form and ours name the same instant.
         for modified_at in [
@@ -344,5 +405,55 @@ mod tests {
             latest_manifest(&store, "benchling/EXP1").await,
             Err(RegistryError::Malformed { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_latest_revision_is_read_from_the_header_line_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        assert!(matches!(
+            latest_revision(&store, "benchling/EXP1").await,
+            Err(RegistryError::NoSuchPackage(_))
+        ));
+        put(
+            &store,
+            ".quilt/named_packages/benchling/EXP1/latest",
+            "abc\n",
+        )
+        .await;
+        let revision = |manifest: String| {
+            let store = &store;
+            async move {
+                put(store, ".quilt/packages/abc", &manifest).await;
+                latest_revision(store, "benchling/EXP1").await
+            }
+        };
+        // The file lines after the header are never read: here they are not even JSON.
+        let read = revision(
+            "\n{\"version\":\"v0\",\"user_meta\":{\"entry_id\":\"etr_1\"}}\nnot json\n".to_owned(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(read.top_hash, "abc");
+        assert_eq!(read.user_meta, serde_json::json!({"entry_id": "etr_1"}));
+        let read = revision("{\"user_meta\":[1]}".to_owned()).await.unwrap();
+        assert_eq!(read.user_meta, serde_json::json!({}));
+        let oversized = format!(
+            "{{\"user_meta\":{{\"pad\":\"{}\"}}}}\n",
+            "x".repeat(MAX_METADATA_BYTES as usize)
+        );
+        for (manifest, why) in [
+            (String::new(), "empty manifest"),
+            ("\n\n".to_owned(), "empty manifest"),
+            ("not json\n".to_owned(), "header:"),
+            (oversized, "header over"),
+        ] {
+            match revision(manifest).await {
+                Err(RegistryError::Malformed { message, .. }) => {
+                    assert!(message.starts_with(why), "{message}")
+                }
+                other => panic!("{why}: {other:?}"),
+            }
+        }
     }
 }
