@@ -39,9 +39,9 @@ pub struct ExporterConfig {
     /// `ARCHIVE_MAX_MEMBERS` (20000), `ARCHIVE_MAX_TOTAL_BYTES` (4 GiB), `ARCHIVE_BOMB_RATIO`
     /// (200), `ARCHIVE_BOMB_MIN_BYTES` (1 MiB).
     pub archive: ArchiveLimits,
-    /// `UPLOAD_CONCURRENCY`: member uploads in flight per job (default 8).
+    /// `UPLOAD_CONCURRENCY`: members decompressed and uploaded at once per job (default 8).
     pub upload_concurrency: usize,
-    /// `EXPORT_TEMP_DIR`: where downloads and members are spooled (default: the system's).
+    /// `EXPORT_TEMP_DIR`: where export ZIPs are downloaded (default: the system's).
     pub temp_dir: PathBuf,
     /// Logging and tracing.
     pub telemetry: TelemetryConfig,

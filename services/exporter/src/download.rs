@@ -1,20 +1,37 @@
 //! Downloading an export ZIP from its pre-signed URL to a file, streaming, within size and time
 //! limits.
 //!
+//! [`start_download`] lets the archive be read while it arrives. A ZIP's central directory is at
+//! its end, and nothing may be written before it is validated, so the end comes first: one range
+//! request for the last [`TAIL_BYTES`], then a second for everything before them, written to the
+//! file in order while the members already complete are decompressed and uploaded. S3, which
+//! serves Benchling's pre-signed URLs, answers range requests. A server that ignores them sends
+//! the whole ZIP in answer to the first request, and the archive is read once it has all arrived.
+//!
 //! The URL carries credentials in its query, so every URL in an error goes through
 //! [`mask_url`] first.
 
-use std::io;
+use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bw_benchling::PlainHttpHosts;
 use bw_config::mask::mask_url;
 use futures_util::StreamExt;
 use tokio::fs::File;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 use url::Url;
+
+use crate::archive::{ArchiveFile, Arrival};
+
+/// How much of the archive's end is fetched first. The central directory must fit in it for the
+/// uploads to start before the rest has arrived: 4 MiB holds the directory of 20,000 members
+/// (the default member limit) with names of up to 150 bytes. A larger directory is still read
+/// correctly, once the rest has arrived.
+pub const TAIL_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Limits on one download; `Default` gives the production values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,56 +132,397 @@ impl DownloadError {
     }
 }
 
-/// Streams the body at `url` into `dest` (created or truncated); returns the
-/// bytes written. Memory stays at one chunk whatever the size.
+/// An export ZIP arriving in a file (see the module's documentation).
+///
+/// Dropping it stops the download; readers of [`Download::file`] waiting for bytes then fail.
+#[derive(Debug)]
+pub struct Download {
+    file: ArchiveFile,
+    arrival: Option<Arc<Arrival>>,
+    /// The download of everything before the tail, while it runs.
+    rest: Option<JoinHandle<Result<(), DownloadError>>>,
+    size: u64,
+}
+
+impl Download {
+    /// The archive file, readable as its bytes arrive.
+    pub fn file(&self) -> ArchiveFile {
+        self.file.clone()
+    }
+
+    /// Whether the download failed, so that the archive will never be whole.
+    pub fn has_failed(&self) -> bool {
+        self.arrival
+            .as_ref()
+            .is_some_and(|arrival| arrival.has_failed())
+    }
+
+    /// Waits for the rest of the archive; returns its size in bytes.
+    ///
+    /// # Errors
+    ///
+    /// Why the download failed.
+    pub async fn finish(mut self) -> Result<u64, DownloadError> {
+        if let Some(rest) = self.rest.take() {
+            rest.await.map_err(|error| DownloadError::Transport {
+                url: "the export download".to_owned(),
+                message: format!("the download task ended: {error}"),
+            })??;
+        }
+        Ok(self.size)
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if let Some(rest) = &self.rest {
+            rest.abort();
+            if let Some(arrival) = &self.arrival {
+                arrival.failed("the download was stopped");
+            }
+        }
+    }
+}
+
+/// Starts downloading `url` into `dest`, returning once the archive can be opened (see the
+/// module's documentation). Memory stays at one chunk whatever the size.
 ///
 /// `http` must not follow redirects to other hosts: build it with
 /// `reqwest::redirect::Policy::none()` (a pre-signed URL has no reason to redirect) or a policy
 /// that stops at other origins. Any 3xx that reaches us, or a response whose final URL has
 /// another origin, is refused. Only `https` URLs are fetched, and `http` to loopback (the test
-/// stand-ins) or a host [`DownloadLimits::plain_http`] allows, so a forged URL cannot reach internal hosts.
+/// stand-ins) or a host [`DownloadLimits::plain_http`] allows, so a forged URL cannot reach
+/// internal hosts.
 ///
-/// On error the partial file is removed. Cancelling the future leaves it in place: put `dest`
-/// in a temporary directory the caller cleans up.
-pub async fn download_to_file(
+/// A whole body that fails is removed; a ranged one is left for the caller: put `dest` in a
+/// temporary directory the caller cleans up.
+///
+/// # Errors
+///
+/// When the first response breaks those rules or its body cannot be written; the rest of the
+/// download reports through [`Download::finish`].
+pub async fn start_download(
     http: &reqwest::Client,
     url: &Url,
     dest: &Path,
     limits: &DownloadLimits,
-) -> Result<u64, DownloadError> {
-    let shown = mask_url(url.as_str());
+) -> Result<Download, DownloadError> {
+    let transfer = Transfer {
+        shown: mask_url(url.as_str()),
+        dest: dest.to_owned(),
+        limits: limits.clone(),
+    };
     if !limits.plain_http.is_secure(url) {
-        return Err(DownloadError::InsecureUrl { url: shown });
+        return Err(DownloadError::InsecureUrl {
+            url: transfer.shown,
+        });
     }
     let deadline = Instant::now() + limits.timeout;
-    let timed_out = || DownloadError::TimedOut {
-        url: shown.clone(),
-        after: limits.timeout,
+    let tail_range = format!("bytes=-{TAIL_BYTES}");
+    let first = transfer
+        .within(deadline, open(http, url, Some(&tail_range), &transfer))
+        .await;
+    let response = match first {
+        // An empty object has no last bytes to give.
+        Err(DownloadError::Status { status: 416, .. }) => {
+            transfer
+                .within(deadline, open(http, url, None, &transfer))
+                .await?
+        }
+        other => other?,
     };
-    let response = timeout_at(deadline, open(http, url, &shown, limits))
-        .await
-        .unwrap_or_else(|_| Err(timed_out()))?;
-    let result = timeout_at(deadline, spool(response, dest, &shown, limits))
-        .await
-        .unwrap_or_else(|_| Err(timed_out()));
-    if result.is_err() {
-        // Best effort: the original error matters more than a failed clean-up.
-        let _ = tokio::fs::remove_file(dest).await;
+    let Some(range) = transfer.partial(&response)? else {
+        // The server ignored the range: this is the whole archive.
+        let size = transfer.spool_whole(response, deadline).await?;
+        let file = std::fs::File::open(dest)
+            .and_then(ArchiveFile::new)
+            .map_err(|source| transfer.io_error(source))?;
+        return Ok(Download {
+            file,
+            arrival: None,
+            rest: None,
+            size,
+        });
+    };
+    if range.size > limits.max_bytes {
+        return Err(transfer.too_large());
     }
-    result
+    let mut file = File::create(dest)
+        .await
+        .map_err(|source| transfer.io_error(source))?;
+    let written = async {
+        file.set_len(range.size).await?;
+        file.seek(SeekFrom::Start(range.start)).await
+    };
+    written.await.map_err(|source| transfer.io_error(source))?;
+    let promised = range.size - range.start;
+    let tail = transfer.write_body(response, &mut file, Expected::Range(promised), |_| {});
+    let tail = transfer.within(deadline, tail).await?;
+    if tail != promised {
+        return Err(transfer.short(tail, promised));
+    }
+    let arrival = Arrival::new(range.start);
+    let reader = std::fs::File::open(dest)
+        .and_then(|reader| ArchiveFile::arriving(reader, Arc::clone(&arrival)))
+        .map_err(|source| transfer.io_error(source))?;
+    let rest = (range.start > 0).then(|| {
+        let rest = Rest {
+            http: http.clone(),
+            url: url.clone(),
+            transfer,
+            end: range.start,
+            size: range.size,
+        };
+        let arrival = Arc::clone(&arrival);
+        tokio::spawn(async move {
+            let fetched = rest
+                .transfer
+                .within(deadline, rest.fetch(file, &arrival))
+                .await;
+            if let Err(error) = &fetched {
+                arrival.failed(error.to_string());
+            }
+            fetched
+        })
+    });
+    Ok(Download {
+        file: reader,
+        arrival: Some(arrival),
+        rest,
+        size: range.size,
+    })
+}
+
+/// What a `206 Partial Content` answer holds: bytes `start..size` of a `size`-byte object.
+struct PartialRange {
+    start: u64,
+    size: u64,
+}
+
+/// How many bytes a body may hold.
+#[derive(Clone, Copy)]
+enum Expected {
+    /// The answer to a range request: at most this many, more is a broken answer.
+    Range(u64),
+    /// A whole object: at most [`DownloadLimits::max_bytes`].
+    Whole,
+}
+
+/// One download's URL (masked), destination and limits, shared by its requests and their errors.
+struct Transfer {
+    shown: String,
+    dest: PathBuf,
+    limits: DownloadLimits,
+}
+
+impl Transfer {
+    /// Runs `work` until `deadline`, the end of the whole download.
+    async fn within<T>(
+        &self,
+        deadline: Instant,
+        work: impl Future<Output = Result<T, DownloadError>>,
+    ) -> Result<T, DownloadError> {
+        timeout_at(deadline, work).await.unwrap_or_else(|_| {
+            Err(DownloadError::TimedOut {
+                url: self.shown.clone(),
+                after: self.limits.timeout,
+            })
+        })
+    }
+
+    /// The range a `206` response carries, `None` for a whole body (`200`).
+    fn partial(&self, response: &reqwest::Response) -> Result<Option<PartialRange>, DownloadError> {
+        if response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            return Ok(None);
+        }
+        let header = response
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        let parsed = header
+            .strip_prefix("bytes ")
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(span, size)| {
+                let (first, last) = span.split_once('-')?;
+                Some((
+                    first.parse::<u64>().ok()?,
+                    last.parse::<u64>().ok()?,
+                    size.parse::<u64>().ok()?,
+                ))
+            });
+        match parsed {
+            // The tail asked for: it must reach the end.
+            Some((first, last, size)) if first <= last && last.checked_add(1) == Some(size) => {
+                Ok(Some(PartialRange { start: first, size }))
+            }
+            _ => Err(DownloadError::Transport {
+                url: self.shown.clone(),
+                message: format!("the answer to a range request has content-range {header:?}"),
+            }),
+        }
+    }
+
+    /// Writes a whole body to the destination (created or truncated) within the deadline;
+    /// returns its size. On error the partial file is removed.
+    async fn spool_whole(
+        &self,
+        response: reqwest::Response,
+        deadline: Instant,
+    ) -> Result<u64, DownloadError> {
+        let spooled = async {
+            let mut file = File::create(&self.dest)
+                .await
+                .map_err(|source| self.io_error(source))?;
+            self.write_body(response, &mut file, Expected::Whole, |_| {})
+                .await
+        };
+        let result = self.within(deadline, spooled).await;
+        if result.is_err() {
+            // Best effort: the original error matters more than a failed clean-up.
+            let _ = tokio::fs::remove_file(&self.dest).await;
+        }
+        result
+    }
+
+    /// Writes the body to `file` at its position, chunk by chunk, counting bytes as they arrive
+    /// (Content-Length may lie) against `expected`. `progress` hears the count after every
+    /// chunk. Returns the bytes written.
+    async fn write_body(
+        &self,
+        response: reqwest::Response,
+        file: &mut File,
+        expected: Expected,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, DownloadError> {
+        let most = match expected {
+            Expected::Range(promised) => promised,
+            Expected::Whole => self.limits.max_bytes,
+        };
+        let mut body = response.bytes_stream();
+        let mut written: u64 = 0;
+        loop {
+            let next = timeout(self.limits.read_timeout, body.next())
+                .await
+                .map_err(|_| DownloadError::TimedOut {
+                    url: self.shown.clone(),
+                    after: self.limits.read_timeout,
+                })?;
+            let Some(chunk) = next else { break };
+            let chunk = chunk.map_err(|e| transport(&self.shown, e))?;
+            let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+            written = written.saturating_add(len);
+            if written > most {
+                return Err(match expected {
+                    Expected::Range(promised) => DownloadError::Transport {
+                        url: self.shown.clone(),
+                        message: format!(
+                            "the answer holds more than the {promised} bytes asked for"
+                        ),
+                    },
+                    Expected::Whole => self.too_large(),
+                });
+            }
+            // Flushed before `progress` hears of it: tokio's `File` finishes writes in the
+            // background, and readers of the file must find the bytes there.
+            let wrote = async {
+                file.write_all(&chunk).await?;
+                file.flush().await
+            };
+            wrote.await.map_err(|source| self.io_error(source))?;
+            progress(written);
+        }
+        // No fsync: the file lives in this job's temporary directory and is read back by this
+        // process only. After a crash the job starts again with a new download.
+        Ok(written)
+    }
+
+    fn io_error(&self, source: io::Error) -> DownloadError {
+        DownloadError::Io {
+            path: self.dest.clone(),
+            source,
+        }
+    }
+
+    /// A body that ended before the bytes its range promised.
+    fn short(&self, got: u64, promised: u64) -> DownloadError {
+        DownloadError::Transport {
+            url: self.shown.clone(),
+            message: format!("the answer ended after {got} of {promised} bytes"),
+        }
+    }
+
+    fn too_large(&self) -> DownloadError {
+        DownloadError::TooLarge {
+            url: self.shown.clone(),
+            limit: self.limits.max_bytes,
+        }
+    }
+}
+
+/// The download of everything before the tail.
+struct Rest {
+    http: reqwest::Client,
+    url: Url,
+    transfer: Transfer,
+    /// Bytes `0..end` are fetched.
+    end: u64,
+    /// The whole archive's size, which the answer must confirm.
+    size: u64,
+}
+
+impl Rest {
+    async fn fetch(&self, mut file: File, arrival: &Arrival) -> Result<(), DownloadError> {
+        let transfer = &self.transfer;
+        let range = format!("bytes=0-{}", self.end - 1);
+        let response = open(&self.http, &self.url, Some(&range), transfer).await?;
+        // The same object must answer: the exact range, of the same size.
+        let expected = format!("bytes 0-{}/{}", self.end - 1, self.size);
+        let header = response
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|value| value.to_str().ok());
+        if response.status() != reqwest::StatusCode::PARTIAL_CONTENT || header != Some(&expected) {
+            return Err(DownloadError::Transport {
+                url: transfer.shown.clone(),
+                message: format!(
+                    "asked for {expected}, the server answered HTTP {} with content-range {header:?}",
+                    response.status().as_u16()
+                ),
+            });
+        }
+        file.seek(SeekFrom::Start(0))
+            .await
+            .map_err(|source| transfer.io_error(source))?;
+        let fetched = transfer
+            .write_body(response, &mut file, Expected::Range(self.end), |written| {
+                arrival.arrived(written);
+            })
+            .await?;
+        if fetched != self.end {
+            return Err(transfer.short(fetched, self.end));
+        }
+        Ok(())
+    }
 }
 
 /// Sends the request and checks everything knowable before the body: status, origin, size.
 async fn open(
     http: &reqwest::Client,
     url: &Url,
-    shown: &str,
-    limits: &DownloadLimits,
+    range: Option<&str>,
+    transfer: &Transfer,
 ) -> Result<reqwest::Response, DownloadError> {
-    let response = timeout(limits.read_timeout, http.get(url.clone()).send())
+    let shown = &transfer.shown;
+    let limits = &transfer.limits;
+    let mut request = http.get(url.clone());
+    if let Some(range) = range {
+        request = request.header(reqwest::header::RANGE, range);
+    }
+    let response = timeout(limits.read_timeout, request.send())
         .await
         .map_err(|_| DownloadError::TimedOut {
-            url: shown.to_owned(),
+            url: shown.clone(),
             after: limits.read_timeout,
         })?
         .map_err(|e| transport(shown, e))?;
@@ -177,7 +535,7 @@ async fn open(
             .and_then(|v| url.join(v).ok())
             .map_or_else(|| "unknown".to_owned(), |u| mask_url(u.as_str()));
         return Err(DownloadError::Redirected {
-            url: shown.to_owned(),
+            url: shown.clone(),
             location,
         });
     }
@@ -185,13 +543,13 @@ async fn open(
     let landed = response.url();
     if landed.origin() != url.origin() || !limits.plain_http.is_secure(landed) {
         return Err(DownloadError::Redirected {
-            url: shown.to_owned(),
+            url: shown.clone(),
             location: mask_url(landed.as_str()),
         });
     }
     if !status.is_success() {
         return Err(DownloadError::Status {
-            url: shown.to_owned(),
+            url: shown.clone(),
             status: status.as_u16(),
         });
     }
@@ -199,52 +557,9 @@ async fn open(
         .content_length()
         .is_some_and(|len| len > limits.max_bytes)
     {
-        return Err(too_large(shown, limits));
+        return Err(transfer.too_large());
     }
     Ok(response)
-}
-
-/// Writes the body chunk by chunk, counting bytes as they arrive (Content-Length may lie).
-async fn spool(
-    response: reqwest::Response,
-    dest: &Path,
-    shown: &str,
-    limits: &DownloadLimits,
-) -> Result<u64, DownloadError> {
-    let io_error = |source| DownloadError::Io {
-        path: dest.to_owned(),
-        source,
-    };
-    let mut file = File::create(dest).await.map_err(io_error)?;
-    let mut body = response.bytes_stream();
-    let mut written: u64 = 0;
-    loop {
-        let next = timeout(limits.read_timeout, body.next())
-            .await
-            .map_err(|_| DownloadError::TimedOut {
-                url: shown.to_owned(),
-                after: limits.read_timeout,
-            })?;
-        let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| transport(shown, e))?;
-        let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
-        written = written.saturating_add(len);
-        if written > limits.max_bytes {
-            return Err(too_large(shown, limits));
-        }
-        file.write_all(&chunk).await.map_err(io_error)?;
-    }
-    // No fsync: the file lives in this job's temporary directory and is read back by this
-    // process only. After a crash the job starts again with a new download.
-    file.flush().await.map_err(io_error)?;
-    Ok(written)
-}
-
-fn too_large(shown: &str, limits: &DownloadLimits) -> DownloadError {
-    DownloadError::TooLarge {
-        url: shown.to_owned(),
-        limit: limits.max_bytes,
-    }
 }
 
 /// A transport error without the URL reqwest puts in its message (it holds the signature).

@@ -15,6 +15,7 @@
 //! uploaded, so a hostile archive leaves no bookkeeping behind either.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,7 +32,7 @@ use tracing::Instrument as _;
 
 use crate::Queues;
 use crate::archive::{Archive, ArchiveError, ArchiveLimits};
-use crate::download::{DownloadError, DownloadLimits, download_to_file};
+use crate::download::{Download, DownloadError, DownloadLimits, start_download};
 use crate::export::{ExportError, ExportOptions, run_export};
 use crate::publish::{
     PACKAGER_FILES, UploadError, UploadOptions, joined, prune_stale, upload_members,
@@ -50,8 +51,10 @@ pub struct ExportSettings {
     pub download: DownloadLimits,
     /// Limits on the archive.
     pub archive: ArchiveLimits,
-    /// Upload concurrency and the spool directory.
+    /// Members in flight at once.
     pub upload: UploadOptions,
+    /// Where each job's download is spooled.
+    pub temp_dir: PathBuf,
 }
 
 /// Why an export job failed.
@@ -221,15 +224,22 @@ impl ExportHandler {
         let url = run_export(&self.client, &entry.id, &self.settings.export).await?;
         let work = tempfile::Builder::new()
             .prefix("bw-export-")
-            .tempdir_in(&self.settings.upload.temp_dir)
+            .tempdir_in(&self.settings.temp_dir)
             .map_err(JobError::TempDir)?;
         let zip = work.path().join("export.zip");
-        let bytes = download_to_file(&self.http, &url, &zip, &self.settings.download).await?;
-        let limits = self.settings.archive;
-        let archive =
-            joined(tokio::task::spawn_blocking(move || Archive::open(zip, limits)).await)??;
-        let written =
-            upload_members(archive, Arc::clone(&store), &prefix, &self.settings.upload).await?;
+        let download = start_download(&self.http, &url, &zip, &self.settings.download).await?;
+        let (file, limits) = (download.file(), self.settings.archive);
+        let read = tokio::task::spawn_blocking(move || Archive::read(file, limits)).await;
+        let archive = match joined(read).and_then(|read| Ok(read?)) {
+            Ok(archive) => archive,
+            Err(error) => return Err(blame(download, error).await),
+        };
+        let uploads = &self.settings.upload;
+        let written = match upload_members(archive, Arc::clone(&store), &prefix, uploads).await {
+            Ok(written) => written,
+            Err(error) => return Err(blame(download, error).await),
+        };
+        let bytes = download.finish().await?;
         let pruned = prune_stale(store.as_ref(), &prefix, &written, &PACKAGER_FILES).await?;
         drop(work);
 
@@ -359,6 +369,17 @@ impl ExportHandler {
         );
         send(self.queues.canvas.as_ref(), canvas).await
     }
+}
+
+/// Why reading the archive failed: the download's error when the download failed underneath
+/// (the reader only saw missing bytes), the reader's otherwise. Stops the download either way.
+async fn blame(download: Download, error: UploadError) -> JobError {
+    if download.has_failed()
+        && let Err(failed) = download.finish().await
+    {
+        return failed.into();
+    }
+    error.into()
 }
 
 fn bookkeeping_key(key: String) -> Result<Key, JobError> {

@@ -103,8 +103,8 @@ impl bw_worker::Service for ExporterConfig {
                 archive: self.archive,
                 upload: UploadOptions {
                     concurrency: self.upload_concurrency,
-                    temp_dir: self.temp_dir.clone(),
                 },
+                temp_dir: self.temp_dir.clone(),
             },
         };
         let consumer = Consumer::new(&self.worker, queues.export, Arc::new(handler));

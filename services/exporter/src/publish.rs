@@ -1,13 +1,13 @@
 //! Publishing a validated export archive into the package prefix, and removing what an earlier
 //! export left there.
 //!
-//! [`upload_members`] streams every member of an [`Archive`] to `{prefix}/{member name}`. The
-//! archive reader is synchronous, so one blocking thread decompresses each member into a
-//! temporary file, and [`ObjectStore::put_file`] streams that file to the store (in parts on S3)
-//! while the thread goes on with the next member. A semaphore with
-//! [`UploadOptions::concurrency`] permits is taken before a temporary file is created and given
-//! back only after it is deleted, so memory stays at one copy buffer and the temporary disk use at
-//! `concurrency` members, however large the archive or its members.
+//! [`upload_members`] streams every member of an [`Archive`] to `{prefix}/{member name}`, up to
+//! [`UploadOptions::concurrency`] members at a time. Each member has a blocking thread that
+//! decompresses it from its own clone of the archive and a task that streams those bytes into
+//! [`ObjectStore::put_stream`] (one PutObject, or parts for the largest members on S3). Nothing
+//! is spooled: the bytes go from the decompressor to the store through a channel of a few
+//! chunks, so members decompress in parallel and each upload starts with its first chunk, while
+//! memory stays at a few chunks per member in flight, however large the archive or its members.
 //!
 //! [`prune_stale`] then deletes every object under the prefix that this export did not write,
 //! except the packager's metadata files, so attachments deleted in Benchling leave the package.
@@ -20,22 +20,24 @@
 //! Every name is checked before the first upload, so such an archive writes nothing. The same
 //! names deeper in the tree (`docs/README.md`) are ordinary attachments.
 //!
-//! # Partial uploads
+//! # Bad members
 //!
-//! A member whose bytes break the archive's checks while streaming (a CRC mismatch, a size the
-//! header understated) fails the job after earlier members were uploaded. That is safe: those
-//! objects lie inside the package prefix, and a later successful export overwrites or prunes
-//! them. The upload is idempotent, so a redelivered job converges on the same objects.
+//! The archive reader checks a member's size and CRC-32 only at its end, after its bytes have
+//! streamed. So the last chunk of every member is held back until the reader has passed those
+//! checks, and a member that fails them sends an error instead: the store abandons that object
+//! (S3 never receives its last bytes; a multipart upload is aborted), and readers keep seeing the
+//! object that was there before, if any. The job then fails, with earlier members uploaded. That
+//! is safe: those objects lie inside the package prefix, and a later successful export
+//! overwrites or prunes them. The upload is idempotent, so a redelivered job converges on the
+//! same objects.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use bw_store::{Key, ObjectStore, Prefix, PutOptions, StoreError};
-use tempfile::{NamedTempFile, TempDir};
-use tokio::runtime::Handle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use bytes::Bytes;
+use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 
 use crate::archive::{Archive, ArchiveError, Member, MemberName};
@@ -50,26 +52,23 @@ pub const PACKAGER_FILES: [&str; 5] = [
     "input.json",
 ];
 
-/// Bytes moved from the decompressor to the temporary file per write.
-const COPY_BUFFER: usize = 256 * 1024;
+/// The largest chunk a decompressor hands to its upload.
+const CHUNK: usize = 128 * 1024;
+
+/// Chunks waiting between a member's decompressor and its upload.
+const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// How [`upload_members`] works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadOptions {
-    /// Uploads in flight at once, which is also the most members spooled to disk at once. Zero
-    /// is taken as one.
+    /// Members decompressed and uploaded at once. Zero is taken as one.
     pub concurrency: usize,
-    /// Where the per-job directory of temporary member files is created.
-    pub temp_dir: PathBuf,
 }
 
 impl Default for UploadOptions {
-    /// Eight uploads at a time, spooled under the system's temporary directory.
+    /// Eight members at a time.
     fn default() -> Self {
-        Self {
-            concurrency: 8,
-            temp_dir: std::env::temp_dir(),
-        }
+        Self { concurrency: 8 }
     }
 }
 
@@ -93,15 +92,12 @@ pub enum UploadError {
         /// The member name.
         name: MemberName,
     },
-    /// The archive refused a member; permanent unless it was I/O on the spooled file.
+    /// The archive refused a member; permanent unless it was I/O on the spooled archive.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// The object store failed; transient when [`StoreError::is_transient`] says so.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Writing a member to its temporary file failed (disk full, for example).
-    #[error("spooling a member to a temporary file: {0}")]
-    Spool(#[source] io::Error),
     /// The store refused to delete some stale objects.
     #[error("{count} stale object(s) could not be deleted, {key} first: {message}")]
     DeleteFailed {
@@ -131,35 +127,24 @@ impl UploadError {
             Self::ReservedName { .. } | Self::RootPrefix => true,
             Self::Archive(error) => error.is_permanent(),
             Self::Store(error) => !error.is_transient(),
-            Self::Spool(_) | Self::DeleteFailed { .. } | Self::Interrupted(_) => false,
+            Self::DeleteFailed { .. } | Self::Interrupted(_) => false,
         }
     }
-}
-
-/// A member spooled to disk, waiting for its upload.
-///
-/// Fields drop in declaration order: the file is deleted before the permit lets the next member
-/// be spooled, which keeps the number of temporary files at `concurrency`.
-struct Spooled {
-    file: NamedTempFile,
-    _permit: OwnedSemaphorePermit,
-    /// The member's position in [`Archive::members`].
-    position: usize,
 }
 
 /// Uploads every member of `archive` to `prefix.join(member name)` and returns what was written,
 /// in archive order.
 ///
-/// Content types come from the member names. At most `options.concurrency` uploads run at once.
-/// Objects already at those keys are replaced, so running the same export twice leaves the same
-/// objects.
+/// Content types come from the member names. At most `options.concurrency` members are in
+/// flight at once. Objects already at those keys are replaced, so running the same export twice
+/// leaves the same objects.
 ///
 /// # Errors
 ///
 /// [`UploadError::ReservedName`] (before anything is written) when a member would replace a
-/// packager file; [`UploadError::Archive`] when a member's bytes fail the archive's checks;
-/// [`UploadError::Store`] and [`UploadError::Spool`] when storage fails. The first failure stops
-/// further uploads.
+/// packager file; [`UploadError::Archive`] when a member's bytes fail the archive's checks (that
+/// member's object is not written); [`UploadError::Store`] when storage fails. The first failure
+/// stops further uploads and cancels those in flight.
 pub async fn upload_members(
     archive: Archive,
     store: Arc<dyn ObjectStore>,
@@ -168,53 +153,30 @@ pub async fn upload_members(
 ) -> Result<Vec<WrittenFile>, UploadError> {
     let planned = plan(archive.members(), prefix)?;
     let slots = options.concurrency.max(1);
-    // Shared with the spooling thread, which may still be finishing a member after this function
-    // returned early; the directory goes when both are done with it.
-    let spool_dir = Arc::new(
-        tempfile::Builder::new()
-            .prefix("bw-export-")
-            .tempdir_in(&options.temp_dir)
-            .map_err(UploadError::Spool)?,
-    );
-    let permits = Arc::new(Semaphore::new(slots));
-    let (sender, mut receiver) = mpsc::channel(slots);
-    let spooling = tokio::task::spawn_blocking({
-        let spool_dir = Arc::clone(&spool_dir);
-        let permits = Arc::clone(&permits);
-        let runtime = Handle::current();
-        move || spool_members(archive, &spool_dir, &permits, &runtime, &sender)
-    });
-
+    let mut waiting = archive.members().iter().zip(&planned);
     let mut uploads = JoinSet::new();
-    let failure = loop {
-        tokio::select! {
-            Some(done) = uploads.join_next() => {
-                if let Err(error) = joined(done).and_then(|uploaded| uploaded) {
-                    break Some(error);
-                }
-            }
-            next = receiver.recv() => match next {
-                Some(spooled) => {
-                    let file: &WrittenFile = &planned[spooled.position];
-                    uploads.spawn(upload(Arc::clone(&store), file.key.clone(), file.name.clone(), spooled));
-                }
-                // The spooling thread is done, successfully or not.
-                None => break None,
-            }
+    loop {
+        while uploads.len() < slots {
+            let Some((member, file)) = waiting.next() else {
+                break;
+            };
+            uploads.spawn(publish_member(
+                archive.clone(),
+                member.clone(),
+                Arc::clone(&store),
+                file.clone(),
+            ));
         }
-    };
-    if let Some(error) = failure {
-        // Stop the spooling thread at its next member (whether it waits for a permit or for room
-        // in the channel) and cancel the uploads in flight; S3 aborts their multipart uploads.
-        permits.close();
-        drop(receiver);
-        uploads.shutdown().await;
-        return Err(error);
+        let Some(done) = uploads.join_next().await else {
+            break;
+        };
+        if let Err(error) = joined(done).and_then(|published| published) {
+            // Cancels the uploads in flight: their streams close, which stops their
+            // decompressors at the next chunk, and S3 aborts their multipart uploads.
+            uploads.shutdown().await;
+            return Err(error);
+        }
     }
-    while let Some(done) = uploads.join_next().await {
-        joined(done).and_then(|uploaded| uploaded)?;
-    }
-    joined(spooling.await).and_then(|spooled| spooled)?;
     Ok(planned)
 }
 
@@ -240,61 +202,91 @@ fn plan(members: &[Member], prefix: &Prefix) -> Result<Vec<WrittenFile>, UploadE
         .collect()
 }
 
-/// Runs on a blocking thread: decompresses each member into its own temporary file and hands it
-/// to the uploads. Returns early, without error, once the uploads gave up.
-fn spool_members(
-    mut archive: Archive,
-    spool_dir: &TempDir,
-    permits: &Arc<Semaphore>,
-    runtime: &Handle,
-    uploads: &mpsc::Sender<Spooled>,
+/// Decompresses `member` on a blocking thread while its bytes stream into `file.key`.
+async fn publish_member(
+    archive: Archive,
+    member: Member,
+    store: Arc<dyn ObjectStore>,
+    file: WrittenFile,
 ) -> Result<(), UploadError> {
-    let indexes: Vec<usize> = archive
-        .members()
-        .iter()
-        .map(|member| member.index)
-        .collect();
-    let mut buffer = vec![0; COPY_BUFFER];
-    for (position, index) in indexes.into_iter().enumerate() {
-        let Ok(permit) = runtime.block_on(Arc::clone(permits).acquire_owned()) else {
-            return Ok(());
-        };
-        let mut file = NamedTempFile::new_in(spool_dir.path()).map_err(UploadError::Spool)?;
-        let mut reader = archive.open_member(index)?;
-        loop {
-            let count = match reader.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(count) => count,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(ArchiveError::from(error).into()),
-            };
-            file.write_all(&buffer[..count])
-                .map_err(UploadError::Spool)?;
-        }
-        let spooled = Spooled {
-            file,
-            _permit: permit,
-            position,
-        };
-        if uploads.blocking_send(spooled).is_err() {
-            return Ok(());
-        }
-    }
+    let (chunks, received) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let inflating = tokio::task::spawn_blocking(move || inflate(archive, &member, &chunks));
+    let stored = store
+        .put_stream(
+            &file.key,
+            file.size,
+            received,
+            PutOptions::for_name(&file.name),
+        )
+        .await;
+    // A member that failed its checks also fails its upload; the archive's error says why.
+    joined(inflating.await)??;
+    stored?;
     Ok(())
 }
 
-/// Uploads one spooled member; the temporary file is deleted and its slot freed when `spooled`
-/// drops, whether or not the upload succeeded.
-async fn upload(
-    store: Arc<dyn ObjectStore>,
-    key: Key,
-    name: String,
-    spooled: Spooled,
-) -> Result<(), UploadError> {
-    store
-        .put_file(&key, spooled.file.path(), PutOptions::for_name(&name))
-        .await?;
-    Ok(())
+/// Runs on a blocking thread: sends `member`'s bytes to its upload, or the error that abandons
+/// it. Returns early, without error, once the upload gave up.
+fn inflate(
+    mut archive: Archive,
+    member: &Member,
+    chunks: &mpsc::Sender<io::Result<Bytes>>,
+) -> Result<(), ArchiveError> {
+    let sent = send_member(&mut archive, member, chunks);
+    if let Err(error) = &sent {
+        // An error item, not just a closed channel: an empty member must not be stored either.
+        let _ = chunks.blocking_send(Err(io::Error::other(error.to_string())));
+    }
+    sent
+}
+
+fn send_member(
+    archive: &mut Archive,
+    member: &Member,
+    chunks: &mpsc::Sender<io::Result<Bytes>>,
+) -> Result<(), ArchiveError> {
+    let mut reader = archive.open_member(member.index)?;
+    let mut left = member.size;
+    // The last chunk waits until the reader has reached its end, where it checks the size and
+    // the CRC-32 (see the module's documentation).
+    let mut held: Option<Bytes> = None;
+    loop {
+        // One byte more than the member has left, so that its last chunk also meets the end.
+        let length = usize::try_from(left.saturating_add(1)).map_or(CHUNK, |left| left.min(CHUNK));
+        let mut buffer = vec![0; length];
+        let filled = fill(&mut reader, &mut buffer)?;
+        if let Some(chunk) = held.take()
+            && chunks.blocking_send(Ok(chunk)).is_err()
+        {
+            return Ok(());
+        }
+        if filled > 0 {
+            buffer.truncate(filled);
+            left = left.saturating_sub(filled as u64);
+            held = Some(Bytes::from(buffer));
+        }
+        if filled < length {
+            // The reader ended and passed its checks.
+            if let Some(chunk) = held {
+                let _ = chunks.blocking_send(Ok(chunk));
+            }
+            return Ok(());
+        }
+    }
+}
+
+/// Reads until `buffer` is full or the reader ends; returns the bytes read.
+fn fill(reader: &mut impl Read, buffer: &mut [u8]) -> Result<usize, ArchiveError> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(count) => filled += count,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(ArchiveError::from(error)),
+        }
+    }
+    Ok(filled)
 }
 
 /// A task's result, re-raising its panic here rather than turning a bug into a retryable error.

@@ -14,7 +14,7 @@ pub mod webhook;
 pub use auth::{CredentialSource, Credentials};
 pub use client::{BenchlingClient, ClientOptions, PlainHttpHosts};
 pub use error::{BenchlingError, TransportKind};
-pub use jwks::{JwksCache, JwksError, JwksOptions};
+pub use jwks::{JwksCache, JwksError, JwksOptions, VerifyingKey};
 pub use model::{AppCanvas, Entry, NameLookup, NewAppCanvas, Person, TaskId, TaskStatus};
 pub use ratelimit::RateLimit;
 pub use retry::RetryOptions;

@@ -16,15 +16,16 @@
 //! directories above it, so a later put of `a/b` works again.
 
 use std::fs::{self, File};
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::body::SizedChunks;
 use crate::{
-    DeleteFailure, Key, ListedObject, ObjectMeta, ObjectReader, ObjectStore, Prefix, PutOptions,
-    StoreError,
+    DeleteFailure, Key, ListedObject, ObjectChunks, ObjectMeta, ObjectReader, ObjectStore, Prefix,
+    PutOptions, StoreError,
 };
 
 /// Start of every temporary file name; keys with a segment starting with it are refused.
@@ -39,8 +40,8 @@ pub struct FsStore {
 /// What to write into a new object.
 enum Source {
     Bytes(Bytes),
-    /// An open source file, read from its start.
-    File(File),
+    /// Chunks received on the blocking thread that writes them.
+    Chunks(SizedChunks),
 }
 
 impl FsStore {
@@ -96,25 +97,16 @@ impl ObjectStore for FsStore {
         format!("{}/", self.root.display())
     }
 
-    async fn put_file(
+    async fn put_stream(
         &self,
         key: &Key,
-        path: &Path,
+        size: u64,
+        chunks: ObjectChunks,
         _options: PutOptions,
     ) -> Result<(), StoreError> {
         let target = self.path(key)?;
-        // Opened here: a missing source is the caller's mistake, not a missing object, and must
-        // not leave a temporary file behind.
-        let source = tokio::fs::File::open(path)
+        self.put(key, target, Source::Chunks(SizedChunks::new(chunks, size)))
             .await
-            .map_err(|error| StoreError::Failed {
-                location: self.root.join(key.as_str()).display().to_string(),
-                operation: "put",
-                message: format!("cannot read {}: {error}", path.display()),
-            })?
-            .into_std()
-            .await;
-        self.put(key, target, Source::File(source)).await
     }
 
     async fn put_bytes(
@@ -228,10 +220,11 @@ fn write_atomically(path: &Path, source: Source) -> io::Result<()> {
     };
     let written = (|| {
         match source {
-            Source::Bytes(bytes) => io::Write::write_all(&mut file, &bytes)?,
-            // `io::copy` between files uses copy_file_range/sendfile: no userspace buffer.
-            Source::File(mut source) => {
-                io::copy(&mut source, &mut file)?;
+            Source::Bytes(bytes) => file.write_all(&bytes)?,
+            Source::Chunks(mut chunks) => {
+                while let Some(chunk) = chunks.blocking_next() {
+                    file.write_all(&chunk?)?;
+                }
             }
         }
         fs::rename(&temp, path)

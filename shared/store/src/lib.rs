@@ -1,6 +1,7 @@
 //! Object storage for packages: one [`ObjectStore`] trait with an Amazon S3 backend
 //! ([`S3Store`]) and a filesystem backend ([`FsStore`], the embedded default), streaming both ways.
 
+mod body;
 mod buckets;
 mod fs;
 mod key;
@@ -8,12 +9,13 @@ mod record;
 mod s3;
 
 use std::fmt;
-use std::path::Path;
+use std::io;
 use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
 
 pub use buckets::Buckets;
 pub use fs::FsStore;
@@ -23,6 +25,10 @@ pub use s3::{MultipartOptions, S3Store, s3_client};
 
 /// A streaming object body. Read errors surface as `std::io::Error`.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// The bytes of an object being written by [`ObjectStore::put_stream`], in order: each item a
+/// chunk, or the error that abandons the put.
+pub type ObjectChunks = mpsc::Receiver<io::Result<Bytes>>;
 
 /// Options for a put.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -206,10 +212,21 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Where the store is, for logs: `s3://bucket/root/` or a directory path.
     fn location(&self) -> String;
 
-    /// Stores the file at `path` under `key`, streaming it (never reading it whole into memory)
-    /// and replacing any object with that key. Readers never see a partial object.
-    async fn put_file(&self, key: &Key, path: &Path, options: PutOptions)
-    -> Result<(), StoreError>;
+    /// Stores the `size` bytes that `chunks` delivers under `key`, replacing any object with
+    /// that key, holding no more than a few chunks in memory whatever `size` is.
+    ///
+    /// The object is written only if exactly `size` bytes arrive and the sender then closes the
+    /// channel. An error item, a channel closed early, or a byte beyond `size` abandons the put:
+    /// nothing is stored, and readers keep seeing the previous object, if any. A producer that
+    /// checks its bytes (a CRC at the end, say) therefore holds back its last chunk until the
+    /// check passes.
+    async fn put_stream(
+        &self,
+        key: &Key,
+        size: u64,
+        chunks: ObjectChunks,
+        options: PutOptions,
+    ) -> Result<(), StoreError>;
 
     /// Stores `bytes` under `key`, replacing any object with that key.
     async fn put_bytes(

@@ -1,30 +1,31 @@
 //! The Amazon S3 backend (or any S3 emulator reached through an endpoint override).
 //!
 //! Every upload carries a CRC32 checksum that the SDK computes while streaming (sent as an
-//! aws-chunked trailer), so S3 refuses bytes damaged on the way. Files above
-//! [`MultipartOptions::threshold`] go up as a multipart upload whose parts are read straight from
-//! the file at their offsets, a bounded number at a time; memory stays at a few buffers per part
-//! in flight whatever the file's size.
+//! aws-chunked trailer), so S3 refuses bytes damaged on the way. A streamed object goes up as one
+//! PutObject whose body is the stream itself, or, above [`MultipartOptions::threshold`], as a
+//! multipart upload whose parts are cut from the stream one after the other; either way memory
+//! stays at a few chunks whatever the object's size.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::io;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
 };
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::mpsc;
 
+use crate::body::SizedChunks;
 use crate::{
-    DeleteFailure, Key, ListedObject, ObjectMeta, ObjectReader, ObjectStore, Prefix, PutOptions,
-    StoreError,
+    DeleteFailure, Key, ListedObject, ObjectChunks, ObjectMeta, ObjectReader, ObjectStore, Prefix,
+    PutOptions, StoreError,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -49,34 +50,31 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
 ];
 
-/// When and how [`S3Store::put_file`] uses a multipart upload.
+/// When [`S3Store::put_stream`] uses a multipart upload, and with what parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MultipartOptions {
-    /// Files larger than this many bytes are uploaded in parts; smaller ones in one PutObject.
+    /// Objects larger than this many bytes are uploaded in parts; smaller ones in one PutObject.
     pub threshold: u64,
-    /// Bytes per part. Raised to [`MIN_PART_SIZE`] if smaller, and further when the file would
+    /// Bytes per part. Raised to [`MIN_PART_SIZE`] if smaller, and further when the object would
     /// need more than [`MAX_PARTS`] parts.
     pub part_size: u64,
-    /// Parts uploaded at once (at least one).
-    pub concurrency: usize,
 }
 
 impl Default for MultipartOptions {
-    /// 256 MiB threshold, 32 MiB parts, 4 at a time. S3 takes up to 5 GiB in one PutObject, and
-    /// callers such as the exporter already upload several objects at once, so parts pay only
-    /// for objects big enough to dominate an upload; below that, one request per object is the
-    /// cheapest (each part costs a request, and completing an upload costs the server a copy).
+    /// 256 MiB threshold, 32 MiB parts. S3 takes up to 5 GiB in one PutObject, and callers such
+    /// as the exporter already upload several objects at once, so parts pay only for objects big
+    /// enough to dominate an upload; below that, one request per object is the cheapest (each
+    /// part costs a request, and completing an upload costs the server a copy).
     fn default() -> Self {
         Self {
             threshold: 256 * MIB,
             part_size: 32 * MIB,
-            concurrency: 4,
         }
     }
 }
 
 impl MultipartOptions {
-    /// The part size for a file of `size` bytes, within S3's limits.
+    /// The part size for an object of `size` bytes, within S3's limits.
     fn part_size_for(&self, size: u64) -> u64 {
         let fitting = size.div_ceil(MAX_PARTS).next_multiple_of(MIB);
         self.part_size.max(MIN_PART_SIZE).max(fitting)
@@ -200,17 +198,19 @@ impl S3Store {
         }
     }
 
-    /// One PutObject of `body`.
+    /// One PutObject of the `size` bytes of `body`.
     async fn put_object(
         &self,
         key: &Key,
         body: ByteStream,
+        size: u64,
         options: &PutOptions,
     ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(self.object_key(key.as_str()))
+            .content_length(content_length(size))
             .content_type(options.resolve(key))
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .body(body)
@@ -220,12 +220,12 @@ impl S3Store {
         Ok(())
     }
 
-    /// Uploads the `size`-byte file at `path` in parts; aborts the upload if anything fails.
+    /// Uploads the `size` bytes of `chunks` in parts; aborts the upload if anything fails.
     async fn put_multipart(
         &self,
         key: &Key,
-        path: &Path,
         size: u64,
+        chunks: SizedChunks,
         options: &PutOptions,
     ) -> Result<(), StoreError> {
         let object_key = self.object_key(key.as_str());
@@ -254,7 +254,7 @@ impl S3Store {
             armed: true,
         };
         let result = self
-            .upload_parts_and_complete(key, &object_key, upload_id, path, size)
+            .upload_parts_and_complete(key, &object_key, upload_id, size, chunks)
             .await;
         pending.armed = false;
         if result.is_err() {
@@ -263,31 +263,37 @@ impl S3Store {
         result
     }
 
+    /// Cuts `chunks` into parts and uploads them one after the other (the bytes arrive in
+    /// order), then completes the upload once the stream has ended cleanly.
     async fn upload_parts_and_complete(
         &self,
         key: &Key,
         object_key: &str,
         upload_id: &str,
-        path: &Path,
         size: u64,
+        mut chunks: SizedChunks,
     ) -> Result<(), StoreError> {
         let part_size = self.multipart.part_size_for(size);
-        let count = size.div_ceil(part_size);
-        let mut parts: Vec<CompletedPart> = stream::iter(0..count)
-            .map(|index| {
-                let offset = index * part_size;
-                let part = Part {
-                    // `part_size_for` keeps the count within S3's 10,000.
-                    number: i32::try_from(index + 1).unwrap_or(i32::MAX),
-                    offset,
-                    length: part_size.min(size - offset),
-                };
-                self.upload_part(key, object_key, upload_id, path, part)
-            })
-            .buffer_unordered(self.multipart.concurrency.max(1))
-            .try_collect()
-            .await?;
-        parts.sort_by_key(|part| part.part_number());
+        let mut parts = Vec::new();
+        let mut carry = None;
+        let mut offset = 0;
+        while offset < size {
+            let length = part_size.min(size - offset);
+            let (sender, receiver) = mpsc::channel(1);
+            let body = ByteStream::from_body_1_x(SizedChunks::new(receiver, length));
+            // `part_size_for` keeps the count within S3's 10,000.
+            let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
+            let ((), uploaded) = tokio::join!(
+                feed_part(&mut chunks, &mut carry, length, sender),
+                self.upload_part(key, object_key, upload_id, number, body),
+            );
+            parts.push(uploaded?);
+            offset += length;
+        }
+        // Every byte is in a part; the stream must still end without an error to count.
+        while let Some(chunk) = chunks.next().await {
+            chunk.map_err(|error| self.failed("UploadPart", key.as_str(), error.to_string()))?;
+        }
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -304,42 +310,29 @@ impl S3Store {
         Ok(())
     }
 
-    /// Uploads one part, streamed from the file (and re-read from it if the SDK retries).
+    /// Uploads one part.
     async fn upload_part(
         &self,
         key: &Key,
         object_key: &str,
         upload_id: &str,
-        path: &Path,
-        part: Part,
+        number: i32,
+        body: ByteStream,
     ) -> Result<CompletedPart, StoreError> {
-        let body = ByteStream::read_from()
-            .path(path)
-            .offset(part.offset)
-            .length(Length::Exact(part.length))
-            .build()
-            .await
-            .map_err(|error| {
-                self.failed(
-                    "UploadPart",
-                    key.as_str(),
-                    format!("cannot read {}: {error}", path.display()),
-                )
-            })?;
         let uploaded = self
             .client
             .upload_part()
             .bucket(&self.bucket)
             .key(object_key)
             .upload_id(upload_id)
-            .part_number(part.number)
+            .part_number(number)
             .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .body(body)
             .send()
             .await
             .map_err(|error| self.error("UploadPart", key.as_str(), error))?;
         Ok(CompletedPart::builder()
-            .part_number(part.number)
+            .part_number(number)
             .set_e_tag(uploaded.e_tag().map(str::to_owned))
             .set_checksum_crc32(uploaded.checksum_crc32().map(str::to_owned))
             .build())
@@ -360,13 +353,42 @@ impl S3Store {
     }
 }
 
-/// One part of a multipart upload: bytes `offset..offset + length` of the file.
-#[derive(Clone, Copy, Debug)]
-struct Part {
-    /// S3's 1-based part number.
-    number: i32,
-    offset: u64,
-    length: u64,
+/// Moves the next `length` bytes of `source` into one part's body, splitting a chunk that spans
+/// two parts (its tail waits in `carry`). A failed or short source ends the part's body early,
+/// which fails that part's upload.
+async fn feed_part(
+    source: &mut SizedChunks,
+    carry: &mut Option<Bytes>,
+    mut length: u64,
+    part: mpsc::Sender<io::Result<Bytes>>,
+) {
+    while length > 0 {
+        let mut chunk = match carry.take() {
+            Some(chunk) => chunk,
+            None => match source.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(error)) => {
+                    let _ = part.send(Err(error)).await;
+                    return;
+                }
+                None => return,
+            },
+        };
+        if chunk.len() as u64 > length {
+            // Shorter than the chunk, so it fits in usize.
+            *carry = Some(chunk.split_off(length as usize));
+        }
+        length -= chunk.len() as u64;
+        if part.send(Ok(chunk)).await.is_err() {
+            // The upload gave up; its error is the one to report.
+            return;
+        }
+    }
+}
+
+/// `size` as the SDK's content length; S3 objects are far below `i64::MAX` bytes.
+fn content_length(size: u64) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
 }
 
 /// A multipart upload that is aborted if its future is dropped before it finished (a cancelled
@@ -426,33 +448,19 @@ impl ObjectStore for S3Store {
         format!("s3://{}/{}", self.bucket, self.root.with_slash())
     }
 
-    async fn put_file(
+    async fn put_stream(
         &self,
         key: &Key,
-        path: &Path,
+        size: u64,
+        chunks: ObjectChunks,
         options: PutOptions,
     ) -> Result<(), StoreError> {
-        let size = tokio::fs::metadata(path)
-            .await
-            .map_err(|error| {
-                self.failed(
-                    "put",
-                    key.as_str(),
-                    format!("cannot read {}: {error}", path.display()),
-                )
-            })?
-            .len();
+        let chunks = SizedChunks::new(chunks, size);
         if size > self.multipart.threshold {
-            return self.put_multipart(key, path, size, &options).await;
+            return self.put_multipart(key, size, chunks, &options).await;
         }
-        let body = ByteStream::from_path(path).await.map_err(|error| {
-            self.failed(
-                "PutObject",
-                key.as_str(),
-                format!("cannot read {}: {error}", path.display()),
-            )
-        })?;
-        self.put_object(key, body, &options).await
+        let body = ByteStream::from_body_1_x(chunks);
+        self.put_object(key, body, size, &options).await
     }
 
     async fn put_bytes(
@@ -461,7 +469,8 @@ impl ObjectStore for S3Store {
         bytes: Bytes,
         options: PutOptions,
     ) -> Result<(), StoreError> {
-        self.put_object(key, ByteStream::from(bytes), &options)
+        let size = bytes.len() as u64;
+        self.put_object(key, ByteStream::from(bytes), size, &options)
             .await
     }
 

@@ -2,7 +2,6 @@
 //! filesystem store in a temporary directory and against S3 in moto (a fresh bucket per test),
 //! through the real SDK over 127.0.0.1.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use bw_store::{
@@ -13,6 +12,7 @@ use bw_testkit::sample::pattern;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
 const MIB: usize = 1024 * 1024;
 
@@ -50,7 +50,6 @@ impl Backend {
                     S3Store::new(client.clone(), &bucket).with_multipart(MultipartOptions {
                         threshold: 5 * MIB as u64,
                         part_size: 5 * MIB as u64,
-                        concurrency: 2,
                     });
                 Fixture {
                     store: Arc::new(store),
@@ -106,10 +105,35 @@ async fn stored_crc32(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> O
         .map(str::to_owned)
 }
 
-async fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let path = dir.join(name);
-    tokio::fs::write(&path, bytes).await.unwrap();
-    path
+/// Chunks of an odd size, so that S3 parts (5 MiB here) split them.
+const CHUNK: usize = 100_000;
+
+/// `bytes` in [`CHUNK`]-byte chunks, the way the exporter streams a member.
+fn chunks(bytes: &[u8]) -> Vec<std::io::Result<Bytes>> {
+    bytes
+        .chunks(CHUNK)
+        .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+        .collect()
+}
+
+/// Puts `size` declared bytes while sending `items` one by one, then closing the channel.
+async fn put_streamed(
+    store: &dyn ObjectStore,
+    key: &Key,
+    size: u64,
+    items: Vec<std::io::Result<Bytes>>,
+    options: PutOptions,
+) -> Result<(), StoreError> {
+    let (sender, receiver) = mpsc::channel(2);
+    let feed = async move {
+        for item in items {
+            if sender.send(item).await.is_err() {
+                break;
+            }
+        }
+    };
+    let ((), put) = tokio::join!(feed, store.put_stream(key, size, receiver, options));
+    put
 }
 
 async fn bytes_round_trip(backend: Backend) {
@@ -162,17 +186,21 @@ async fn bytes_round_trip(backend: Backend) {
     assert!(read_all(store, &empty).await.is_empty());
 }
 
-async fn file_round_trip(backend: Backend) {
+async fn stream_round_trip(backend: Backend) {
     let fixture = backend.fixture().await;
     let store = fixture.store.as_ref();
     let bytes = pattern(300 * 1024 + 7, 1);
-    let path = write_file(fixture.scratch.path(), "report.pdf", &bytes).await;
     let report = key("pkg/EXP-1/attachments/report.pdf");
 
-    store
-        .put_file(&report, &path, PutOptions::for_name("report.pdf"))
-        .await
-        .unwrap();
+    put_streamed(
+        store,
+        &report,
+        bytes.len() as u64,
+        chunks(&bytes),
+        PutOptions::for_name("report.pdf"),
+    )
+    .await
+    .unwrap();
     assert_eq!(read_all(store, &report).await, bytes);
     let meta = store.head(&report).await.unwrap().unwrap();
     assert_eq!(meta.size, bytes.len() as u64);
@@ -182,33 +210,32 @@ async fn file_round_trip(backend: Backend) {
         assert!(crc.is_some(), "no CRC32 stored");
     }
 
-    // A missing source file is a permanent failure, not a missing object.
-    let error = store
-        .put_file(
-            &key("pkg/other"),
-            &fixture.scratch.path().join("absent"),
-            PutOptions::default(),
-        )
+    // An empty stream is an empty object.
+    let empty = key("pkg/EXP-1/empty.txt");
+    put_streamed(store, &empty, 0, Vec::new(), PutOptions::default())
         .await
-        .unwrap_err();
-    assert!(matches!(error, StoreError::Failed { .. }), "{error:?}");
-    assert!(!error.is_transient());
+        .unwrap();
+    assert_eq!(store.head(&empty).await.unwrap().unwrap().size, 0);
 }
 
-async fn multipart_file_round_trip(backend: Backend) {
+async fn multipart_stream_round_trip(backend: Backend) {
     let fixture = backend.fixture().await;
     let store = fixture.store.as_ref();
     let bytes = pattern(11 * MIB + 123, 2);
-    let path = write_file(fixture.scratch.path(), "plate.csv", &bytes).await;
     let plate = key("pkg/EXP-1/plate.csv");
 
-    store
-        .put_file(&plate, &path, PutOptions::default())
-        .await
-        .unwrap();
+    put_streamed(
+        store,
+        &plate,
+        bytes.len() as u64,
+        chunks(&bytes),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap();
     let got = read_all(store, &plate).await;
     assert_eq!(got.len(), bytes.len());
-    assert!(got == bytes, "multipart object differs from the file");
+    assert!(got == bytes, "multipart object differs from the stream");
 
     let meta = store.head(&plate).await.unwrap().unwrap();
     assert_eq!(meta.size, bytes.len() as u64);
@@ -220,15 +247,58 @@ async fn multipart_file_round_trip(backend: Backend) {
             meta.content_type.as_deref(),
             Some("text/csv; charset=utf-8")
         );
-        let uploads = client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .send()
-            .await
-            .unwrap();
-        assert!(uploads.uploads().is_empty(), "{uploads:?}");
+        assert_eq!(Moto::shared().open_multipart_uploads(bucket).await, 0);
         let crc = stored_crc32(client, bucket, plate.as_str()).await;
         assert!(crc.is_some(), "no CRC32 stored");
+    }
+}
+
+/// A stream that fails, ends early or runs long stores nothing and leaves the previous object
+/// as it was, whether it would have been one PutObject or a multipart upload.
+async fn abandoned_streams_store_nothing(backend: Backend) {
+    let fixture = backend.fixture().await;
+    let store = fixture.store.as_ref();
+    let target = key("pkg/EXP-1/data.bin");
+    let previous = Bytes::from_static(b"the previous version");
+    store
+        .put_bytes(&target, previous.clone(), PutOptions::default())
+        .await
+        .unwrap();
+
+    // Below and above the 5 MiB multipart threshold of the S3 fixture.
+    for size in [300 * 1024, 11 * MIB + 123] {
+        let bytes = pattern(size, 3);
+        let declared = size as u64;
+        let mut failing = chunks(&bytes);
+        let last = failing.len() - 1;
+        failing[last] = Err(std::io::Error::other("CRC mismatch"));
+        let mut short = chunks(&bytes);
+        short.pop();
+        let mut long = chunks(&bytes);
+        long.push(Ok(Bytes::from_static(b"x")));
+        for (case, items) in [("failing", failing), ("short", short), ("long", long)] {
+            let outcome =
+                put_streamed(store, &target, declared, items, PutOptions::default()).await;
+            assert!(outcome.is_err(), "{case} stream of {size} bytes was stored");
+            assert_eq!(
+                read_all(store, &target).await,
+                previous,
+                "{case} stream of {size} bytes changed the object"
+            );
+        }
+    }
+    assert_eq!(
+        keys_under(store, &prefix("pkg")).await,
+        ["pkg/EXP-1/data.bin"]
+    );
+    if let Some((_, bucket)) = &fixture.s3 {
+        assert_eq!(Moto::shared().open_multipart_uploads(bucket).await, 0);
+    } else {
+        // No temporary file is left behind.
+        let names = std::fs::read_dir(fixture.scratch.path().join("store/pkg/EXP-1"))
+            .unwrap()
+            .count();
+        assert_eq!(names, 1);
     }
 }
 
@@ -489,8 +559,9 @@ macro_rules! suite {
 
 suite!(
     bytes_round_trip,
-    file_round_trip,
-    multipart_file_round_trip,
+    stream_round_trip,
+    multipart_stream_round_trip,
+    abandoned_streams_store_nothing,
     missing_objects,
     get_bytes_enforces_the_limit,
     list_paginates_and_delete_many_chunks,
@@ -615,44 +686,38 @@ async fn s3_cancelled_multipart_upload_is_aborted() {
     let store = S3Store::new(client.clone(), &bucket).with_multipart(MultipartOptions {
         threshold: 5 * MIB as u64,
         part_size: 5 * MIB as u64,
-        concurrency: 1,
     });
-    let scratch = tempfile::tempdir().unwrap();
-    // Six parts one at a time: long enough to be caught in the middle.
-    let path = write_file(scratch.path(), "big.bin", &pattern(30 * MIB, 9)).await;
+    // Six parts declared; the producer sends the first part and a bit, then stalls.
+    let (sender, receiver) = mpsc::channel(2);
     let upload = tokio::spawn(async move {
         store
-            .put_file(&key("big.bin"), &path, PutOptions::default())
+            .put_stream(
+                &key("big.bin"),
+                30 * MIB as u64,
+                receiver,
+                PutOptions::default(),
+            )
             .await
     });
+    for chunk in chunks(&pattern(6 * MIB, 9)) {
+        sender.send(chunk).await.unwrap();
+    }
 
-    let open_uploads = || async {
-        client
-            .list_multipart_uploads()
-            .bucket(&bucket)
-            .send()
-            .await
-            .unwrap()
-            .uploads()
-            .len()
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while open_uploads().await == 0 {
-        assert!(
-            !upload.is_finished(),
-            "the upload finished before it could be cancelled"
-        );
+    while moto.open_multipart_uploads(&bucket).await == 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the upload never started"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    assert!(!upload.is_finished(), "{:?}", upload.await);
     upload.abort();
     assert!(upload.await.unwrap_err().is_cancelled());
 
+    drop(sender);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while open_uploads().await != 0 {
+    while moto.open_multipart_uploads(&bucket).await != 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the upload was not aborted"

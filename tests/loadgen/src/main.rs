@@ -13,6 +13,8 @@
 //!     Signs N requests with DIR's key into PREFIX.0 … PREFIX.{S-1}.
 //! webhook-bench startup [--runs N] -- PROGRAM [ARGS…]
 //!     Median time from spawn to the first 200 on /health and on /health/ready.
+//! webhook-bench verify [--count N] [--threads T]
+//!     CPU per ES256 signature check alone, on one thread and on T at once (default: the cores).
 //! ```
 
 mod args;
@@ -22,6 +24,7 @@ mod requests;
 mod serve;
 mod stand_ins;
 mod startup;
+mod verify;
 
 use anyhow::{Context as _, bail};
 
@@ -81,6 +84,14 @@ fn run() -> anyhow::Result<()> {
             }
             startup::startup(runs, &args.rest)
         }
+        "verify" => {
+            let args = Args::parse(words, &[])?;
+            let threads = match args.optional("threads")? {
+                Some(threads) => threads,
+                None => std::thread::available_parallelism()?.get(),
+            };
+            verify::verify(args.optional("count")?.unwrap_or(20_000), threads)
+        }
         "" | "help" | "--help" | "-h" => {
             println!("{}", usage());
             Ok(())
@@ -100,5 +111,5 @@ fn request_set(args: &Args, prefix: std::path::PathBuf, port: u16) -> anyhow::Re
 }
 
 fn usage() -> &'static str {
-    "usage: webhook-bench serve|stand-ins|sign|startup … (see scripts/bench-ingress)"
+    "usage: webhook-bench serve|stand-ins|sign|startup|verify … (see scripts/bench-ingress)"
 }

@@ -22,7 +22,7 @@ use bw_testkit::signer::{SigningKey, now_unix};
 use serde_json::Value;
 
 /// The webhook every request carries, with its ids changed per request.
-const FIXTURE: &str = include_str!("../../fixtures/benchling-events/entry-updated.json");
+pub const FIXTURE: &str = include_str!("../../fixtures/benchling-events/entry-updated.json");
 
 /// How many distinct entries (FIFO message groups) the requests spread over.
 pub const ENTRIES: usize = 1_000;

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -15,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::archive::sample_export;
-use crate::stub::{StubRequest, StubResponse, StubServer};
+use crate::stub::{FileBody, StubRequest, StubResponse, StubServer};
 
 /// The recorded `GET /entries/etr_0uKCQZ8f` response the stand-in serves by default.
 pub const ENTRY_FIXTURE: &str = include_str!("../../fixtures/benchling-events/entry.json");
@@ -135,6 +136,9 @@ struct State {
     entities: HashMap<(String, String), String>,
     faults: VecDeque<Fault>,
     requests: Vec<RecordedRequest>,
+    /// Whether downloads answer `range` headers (S3 does); see
+    /// [`BenchlingStandIn::ignore_ranges`].
+    ranges: bool,
 }
 
 /// The running stand-in; it stops when dropped.
@@ -181,6 +185,7 @@ impl BenchlingStandIn {
             entities: HashMap::new(),
             faults: VecDeque::new(),
             requests: Vec::new(),
+            ranges: true,
         }));
         let handler_state = Arc::clone(&state);
         let server = StubServer::bind(addr, move |request| handle(&handler_state, request))?;
@@ -264,6 +269,12 @@ impl BenchlingStandIn {
             .insert(name.to_owned(), Download::File(path.into()));
     }
 
+    /// Makes downloads ignore `range` headers and always send the whole file, as some servers
+    /// do.
+    pub fn ignore_ranges(&self) {
+        self.lock().ranges = false;
+    }
+
     /// The URL of a registered download.
     pub fn download_url(&self, name: &str) -> String {
         format!("{}/downloads/{name}", self.url())
@@ -318,10 +329,12 @@ fn status_line(code: u16) -> &'static str {
         200 => "200 OK",
         201 => "201 Created",
         202 => "202 Accepted",
+        206 => "206 Partial Content",
         400 => "400 Bad Request",
         401 => "401 Unauthorized",
         403 => "403 Forbidden",
         404 => "404 Not Found",
+        416 => "416 Range Not Satisfiable",
         429 => "429 Too Many Requests",
         502 => "502 Bad Gateway",
         503 => "503 Service Unavailable",
@@ -350,7 +363,7 @@ fn handle(state: &Mutex<State>, request: &StubRequest) -> StubResponse {
         let mut state = lock(state);
         state.requests.push(record(request));
         if let Some(name) = path.strip_prefix("/downloads/") {
-            return download(&state, name);
+            return download(&state, name, request.header("range"));
         }
         if path == "/api/v2/token" {
             return token(&mut state, request);
@@ -515,15 +528,69 @@ fn task(state: &mut State, id: &str, request: &StubRequest) -> StubResponse {
     }
 }
 
-fn download(state: &State, name: &str) -> StubResponse {
-    let mut response = StubResponse::json(status_line(200), Vec::new());
-    response.content_type = "application/zip";
-    match state.downloads.get(name) {
-        Some(Download::Bytes(bytes)) => response.body = bytes.clone(),
-        Some(Download::File(path)) => response.body_file = Some(path.clone()),
+/// Serves a download, or the byte range a `range` header asks for (one range, as S3 answers
+/// pre-signed URLs) unless ranges are turned off.
+fn download(state: &State, name: &str, range: Option<&str>) -> StubResponse {
+    let len = match state.downloads.get(name) {
+        Some(Download::Bytes(bytes)) => bytes.len() as u64,
+        Some(Download::File(path)) => match std::fs::metadata(path) {
+            Ok(metadata) => metadata.len(),
+            Err(_) => return error(404, "no such download"),
+        },
         None => return error(404, "no such download"),
+    };
+    let asked = match range.filter(|_| state.ranges) {
+        None => None,
+        Some(header) => match byte_range(header, len) {
+            Some(range) => Some(range),
+            None => {
+                return error(416, "range not satisfiable")
+                    .with_header("content-range", format!("bytes */{len}"));
+            }
+        },
+    };
+    let mut response = match &asked {
+        None => StubResponse::json(status_line(200), Vec::new()),
+        Some(range) => StubResponse::json(status_line(206), Vec::new()).with_header(
+            "content-range",
+            format!("bytes {}-{}/{len}", range.start, range.end - 1),
+        ),
+    };
+    response.content_type = "application/zip";
+    let range = asked.unwrap_or(0..len);
+    match state.downloads.get(name) {
+        Some(Download::Bytes(bytes)) => {
+            // Within `len` by construction.
+            response.body = bytes[range.start as usize..range.end as usize].to_vec();
+        }
+        Some(Download::File(path)) => {
+            response.body_file = Some(FileBody {
+                path: path.clone(),
+                range: Some(range),
+            });
+        }
+        None => {}
     }
     response
+}
+
+/// The bytes `bytes=A-B`, `bytes=A-` or `bytes=-N` name in an object of `len` bytes; `None`
+/// when none of them exist (HTTP 416).
+fn byte_range(header: &str, len: u64) -> Option<Range<u64>> {
+    let (first, last) = header.strip_prefix("bytes=")?.split_once('-')?;
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        len.saturating_sub(suffix)..len
+    } else {
+        let first: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            len
+        } else {
+            last.parse::<u64>().ok()?.saturating_add(1).min(len)
+        };
+        first..end
+    };
+    (range.start < range.end).then_some(range)
 }
 
 fn bulk_get(state: &State, collection: &str, query: &str) -> StubResponse {

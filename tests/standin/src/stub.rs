@@ -4,8 +4,9 @@
 //! is given.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +53,16 @@ pub struct StubResponse {
     pub headers: Vec<(String, String)>,
     /// When set, the body is streamed from this file instead of `body`, so large downloads
     /// need not be held in memory.
-    pub body_file: Option<PathBuf>,
+    pub body_file: Option<FileBody>,
+}
+
+/// A response body streamed from a file.
+#[derive(Clone, Debug)]
+pub struct FileBody {
+    /// The file.
+    pub path: PathBuf,
+    /// The bytes to send; the whole file when `None`.
+    pub range: Option<Range<u64>>,
 }
 
 impl StubResponse {
@@ -157,10 +167,14 @@ fn serve(stream: TcpStream, handler: &Handler) {
 /// Writes the status line, headers and body (from memory or streamed from a file).
 fn write_response(writer: &mut TcpStream, response: &StubResponse) -> std::io::Result<()> {
     let mut file = match &response.body_file {
-        Some(path) => {
-            let file = File::open(path)?;
-            let len = file.metadata()?.len();
-            Some((file, len))
+        Some(FileBody { path, range }) => {
+            let mut file = File::open(path)?;
+            let range = match range {
+                Some(range) => range.clone(),
+                None => 0..file.metadata()?.len(),
+            };
+            file.seek(SeekFrom::Start(range.start))?;
+            Some((file.take(range.end - range.start), range.end - range.start))
         }
         None => None,
     };

@@ -128,6 +128,22 @@ impl Moto {
             .unwrap_or_else(|error| panic!("cannot put {key}: {error:?}"));
     }
 
+    /// How many multipart uploads to `bucket` were begun and neither completed nor aborted.
+    ///
+    /// # Panics
+    /// If moto cannot list them.
+    pub async fn open_multipart_uploads(&self, bucket: &str) -> usize {
+        self.s3_client()
+            .await
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("cannot list the uploads to {bucket}: {error:?}"))
+            .uploads()
+            .len()
+    }
+
     /// The bytes of an object, or `None` when it cannot be read.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         let object = self

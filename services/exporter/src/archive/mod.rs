@@ -20,24 +20,30 @@
 //! - **Limits** ([`ArchiveLimits`]). The member count includes every central-directory entry,
 //!   directories too. At open time the total size and the bomb ratio are checked against the
 //!   declared sizes. While streaming, a member can never produce more than its declared size, so
-//!   both checks still hold for the bytes actually read. The total read across members is also
-//!   counted, so reading a member twice counts twice. The zip crate parses the whole central
+//!   both checks still hold for the bytes actually read. The total read across members, and
+//!   across the clones of an [`Archive`] that read them in parallel, is also counted, so reading
+//!   a member twice counts twice. The zip crate parses the whole central
 //!   directory before the count can be checked, so that memory grows with the directory, which the
 //!   spooled file's size bounds. The download should cap that size.
 //!
 //! Every [`ArchiveError`] is permanent except an I/O error on the temporary file: a hostile or
 //! broken archive does not get better on retry.
 
+mod file;
 mod member_name;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use zip::read::ZipFile;
 use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive, ZipReadOptions};
+
+pub use self::file::{ArchiveFile, Arrival};
 
 pub use self::member_name::{MAX_NAME_BYTES, MemberName, NameError, sanitize};
 
@@ -273,11 +279,16 @@ pub struct Member {
 }
 
 /// A spooled export ZIP whose entries have all passed validation.
+///
+/// Clones are cheap and share the validated directory, the open file and the count of bytes
+/// read, so threads can each decompress a different member from their own clone while the total
+/// limit still holds across all of them.
+#[derive(Clone)]
 pub struct Archive {
-    zip: ZipArchive<BufReader<File>>,
-    members: Vec<Member>,
+    zip: ZipArchive<ArchiveFile>,
+    members: Arc<[Member]>,
     limits: ArchiveLimits,
-    total_read: u64,
+    total_read: Arc<AtomicU64>,
 }
 
 impl Archive {
@@ -285,9 +296,19 @@ impl Archive {
     ///
     /// No member data is read. A single bad entry fails the whole archive.
     pub fn open(path: impl AsRef<Path>, limits: ArchiveLimits) -> Result<Self, ArchiveError> {
-        let file = File::open(path).map_err(ArchiveError::Io)?;
-        let archive_len = file.metadata().map_err(ArchiveError::Io)?.len();
-        let zip = ZipArchive::new(BufReader::new(file)).map_err(from_zip)?;
+        let file = File::open(path)
+            .and_then(ArchiveFile::new)
+            .map_err(ArchiveError::Io)?;
+        Self::read(file, limits)
+    }
+
+    /// Validates every entry of the central directory of the archive in `file`, which may
+    /// still be arriving: only the central directory at its end needs to be there.
+    ///
+    /// No member data is read. A single bad entry fails the whole archive.
+    pub fn read(file: ArchiveFile, limits: ArchiveLimits) -> Result<Self, ArchiveError> {
+        let archive_len = file.len();
+        let zip = ZipArchive::new(file).map_err(from_zip)?;
         // The zip crate keys entries by raw name, so a repeated name is only visible here.
         if zip.has_duplicate_names() {
             return Err(ArchiveError::DuplicateEntries);
@@ -301,9 +322,9 @@ impl Archive {
         let members = validate(&zip, &limits, archive_len)?;
         Ok(Self {
             zip,
-            members,
+            members: members.into(),
             limits,
-            total_read: 0,
+            total_read: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -346,7 +367,7 @@ impl Archive {
             read: 0,
             crc: crc32fast::Hasher::new(),
             expected_crc,
-            total_read: &mut self.total_read,
+            total_read: &self.total_read,
             total_limit: self.limits.max_total_bytes,
         })
     }
@@ -354,7 +375,7 @@ impl Archive {
 
 /// Checks every central-directory entry. Returns the regular files in directory order.
 fn validate(
-    zip: &ZipArchive<BufReader<File>>,
+    zip: &ZipArchive<ArchiveFile>,
     limits: &ArchiveLimits,
     archive_len: u64,
 ) -> Result<Vec<Member>, ArchiveError> {
@@ -464,13 +485,13 @@ fn check_file_type(name: &MemberName, is_dir: bool, mode: Option<u32>) -> Result
 /// Failures are [`io::Error`]s: [`io::ErrorKind::InvalidData`] wrapping an [`ArchiveError`] for a
 /// bad archive, and the original error for I/O on the temporary file.
 pub struct MemberReader<'a> {
-    inner: ZipFile<'a, BufReader<File>>,
+    inner: ZipFile<'a, ArchiveFile>,
     name: MemberName,
     declared: u64,
     read: u64,
     crc: crc32fast::Hasher,
     expected_crc: u32,
-    total_read: &'a mut u64,
+    total_read: &'a AtomicU64,
     total_limit: u64,
 }
 
@@ -495,8 +516,8 @@ impl MemberReader<'_> {
                 read: self.read,
             });
         }
-        *self.total_read = self.total_read.saturating_add(count as u64);
-        if *self.total_read > self.total_limit {
+        let before = self.total_read.fetch_add(count as u64, Ordering::Relaxed);
+        if before.saturating_add(count as u64) > self.total_limit {
             return Err(ArchiveError::TotalReadExceeded {
                 limit: self.total_limit,
             });

@@ -11,7 +11,7 @@ use bw_benchling::{
 };
 use bw_config::Redacted;
 use bw_contracts::EntryId;
-use bw_exporter::download::{DownloadError, DownloadLimits, download_to_file};
+use bw_exporter::download::{DownloadError, DownloadLimits, start_download};
 use bw_exporter::export::{ExportError, ExportOptions, run_export};
 use bw_standin::benchling::{BenchlingStandIn, FIXTURE_ENTRY_ID, Fault, TaskScript};
 use bw_testkit::sample::pattern;
@@ -78,6 +78,19 @@ fn limits(max_bytes: u64) -> DownloadLimits {
         read_timeout: Duration::from_secs(5),
         ..DownloadLimits::default()
     }
+}
+
+/// Downloads `url` to `dest` as the worker does, waiting for the whole archive.
+async fn download(
+    http: &reqwest::Client,
+    url: &Url,
+    dest: &std::path::Path,
+    limits: &DownloadLimits,
+) -> Result<u64, DownloadError> {
+    start_download(http, url, dest, limits)
+        .await?
+        .finish()
+        .await
 }
 
 /// Serves one connection with `head` followed by `body`, written in 16 KiB pieces; returns the
@@ -242,7 +255,7 @@ async fn download_arrives_byte_identical_and_alone() {
     let dest = dir.path().join("export.zip");
     let url = Url::parse(&stand_in.download_url("export.zip")).unwrap();
 
-    let written = download_to_file(&http(), &url, &dest, &DownloadLimits::default())
+    let written = download(&http(), &url, &dest, &DownloadLimits::default())
         .await
         .unwrap();
 
@@ -275,7 +288,7 @@ async fn insecure_urls_are_refused_without_a_request() {
         "ftp://127.0.0.1/x",
     ] {
         let url = Url::parse(raw).unwrap();
-        let err = download_to_file(&proxied, &url, &dest, &limits(1024))
+        let err = download(&proxied, &url, &dest, &limits(1024))
             .await
             .unwrap_err();
         assert!(
@@ -297,7 +310,7 @@ async fn announced_size_over_the_limit_is_refused_before_the_body() {
     let dest = dir.path().join("export.zip");
     let url = Url::parse(&stand_in.download_url("big.zip")).unwrap();
 
-    let err = download_to_file(&http(), &url, &dest, &limits(1024))
+    let err = download(&http(), &url, &dest, &limits(1024))
         .await
         .unwrap_err();
 
@@ -317,7 +330,7 @@ async fn body_over_the_limit_while_streaming_fails_and_leaves_no_file() {
     let dest = dir.path().join("export.zip");
     let url = Url::parse(&format!("{base}/export.zip?X-Amz-Signature=secret")).unwrap();
 
-    let err = download_to_file(&http(), &url, &dest, &limits(64 * 1024))
+    let err = download(&http(), &url, &dest, &limits(64 * 1024))
         .await
         .unwrap_err();
 
@@ -338,7 +351,7 @@ async fn chunked_body_within_the_limit_is_written_whole() {
     let dest = dir.path().join("export.zip");
     let url = Url::parse(&format!("{base}/export.zip")).unwrap();
 
-    let written = download_to_file(&http(), &url, &dest, &limits(100 * 1024))
+    let written = download(&http(), &url, &dest, &limits(100 * 1024))
         .await
         .unwrap();
 
@@ -354,7 +367,7 @@ async fn redirects_are_refused() {
     let dest = dir.path().join("export.zip");
     let url = Url::parse(&format!("{base}/export.zip")).unwrap();
 
-    let err = download_to_file(&http(), &url, &dest, &limits(1024))
+    let err = download(&http(), &url, &dest, &limits(1024))
         .await
         .unwrap_err();
 
@@ -379,7 +392,7 @@ async fn expired_url_404_is_transient_and_masked() {
     ))
     .unwrap();
 
-    let err = download_to_file(&http(), &url, &dest, &limits(1024))
+    let err = download(&http(), &url, &dest, &limits(1024))
         .await
         .unwrap_err();
 

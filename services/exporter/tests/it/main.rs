@@ -2,6 +2,7 @@
 //! validation, export and download, publishing, the worker in process and the release binary.
 
 mod archive;
+mod arrival;
 mod binary;
 mod common;
 mod export;

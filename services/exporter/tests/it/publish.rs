@@ -3,20 +3,19 @@
 //! (a fresh bucket per test).
 
 use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use bw_exporter::archive::{Archive, ArchiveLimits};
+use bw_exporter::archive::{Archive, ArchiveError, ArchiveLimits};
 use bw_exporter::publish::{
     PACKAGER_FILES, UploadError, UploadOptions, WrittenFile, prune_stale, upload_members,
 };
 use bw_store::{
-    DeleteFailure, FsStore, Key, ListedObject, MultipartOptions, ObjectMeta, ObjectReader,
-    ObjectStore, Prefix, PutOptions, S3Store, StoreError,
+    DeleteFailure, FsStore, Key, ListedObject, MultipartOptions, ObjectChunks, ObjectMeta,
+    ObjectReader, ObjectStore, Prefix, PutOptions, S3Store, StoreError,
 };
 use bw_testkit::moto::Moto;
 use bw_testkit::sample::pattern;
@@ -37,58 +36,56 @@ const BACKENDS: [Backend; 2] = [Backend::Fs, Backend::S3];
 /// A store under test and the scratch directory that must outlive it.
 struct Fixture {
     store: Arc<dyn ObjectStore>,
+    /// The S3 bucket, for checks the trait cannot make.
+    bucket: Option<String>,
     scratch: tempfile::TempDir,
 }
 
 impl Backend {
     async fn fixture(self) -> Fixture {
         let scratch = tempfile::tempdir().unwrap();
-        let store: Arc<dyn ObjectStore> = match self {
-            Backend::Fs => Arc::new(FsStore::new(scratch.path().join("store"))),
+        match self {
+            Backend::Fs => Fixture {
+                store: Arc::new(FsStore::new(scratch.path().join("store"))),
+                bucket: None,
+                scratch,
+            },
             Backend::S3 => {
                 let moto = Moto::shared();
                 let bucket = Moto::unique_name("publish");
                 moto.create_bucket(&bucket).await;
                 let client = bw_store::s3_client(&moto.sdk_config().await);
                 // S3's smallest parts, so a 6 MiB member goes up as a multipart upload.
-                Arc::new(
-                    S3Store::new(client, &bucket).with_multipart(MultipartOptions {
-                        threshold: 5 * MIB as u64,
-                        part_size: 5 * MIB as u64,
-                        concurrency: 2,
-                    }),
-                )
+                let store = S3Store::new(client, &bucket).with_multipart(MultipartOptions {
+                    threshold: 5 * MIB as u64,
+                    part_size: 5 * MIB as u64,
+                });
+                Fixture {
+                    store: Arc::new(store),
+                    bucket: Some(bucket),
+                    scratch,
+                }
             }
-        };
-        Fixture { store, scratch }
+        }
     }
 }
 
 impl Fixture {
-    /// Upload options that spool into this fixture's scratch directory, so the tests can check
-    /// that no temporary file is left behind.
-    fn options(&self) -> UploadOptions {
-        let temp_dir = self.scratch.path().join("spool");
-        std::fs::create_dir_all(&temp_dir).unwrap();
-        UploadOptions {
-            concurrency: 3,
-            temp_dir,
-        }
-    }
-
-    fn spool_is_empty(&self) -> bool {
-        std::fs::read_dir(self.scratch.path().join("spool"))
-            .unwrap()
-            .next()
-            .is_none()
-    }
-
-    /// Spools `zip` and uploads its members under `prefix`.
+    /// Spools `zip` and uploads its members under `prefix`, three at a time.
     async fn upload(&self, zip: &[u8], prefix: &Prefix) -> Result<Vec<WrittenFile>, UploadError> {
         let mut spool = tempfile::NamedTempFile::new_in(self.scratch.path()).unwrap();
         spool.write_all(zip).unwrap();
         let archive = Archive::open(spool.path(), ArchiveLimits::default()).unwrap();
-        upload_members(archive, Arc::clone(&self.store), prefix, &self.options()).await
+        let options = UploadOptions { concurrency: 3 };
+        upload_members(archive, Arc::clone(&self.store), prefix, &options).await
+    }
+
+    /// S3 multipart uploads begun and neither completed nor aborted; none on the filesystem.
+    async fn open_uploads(&self) -> usize {
+        match &self.bucket {
+            Some(bucket) => Moto::shared().open_multipart_uploads(bucket).await,
+            None => 0,
+        }
     }
 
     async fn keys_under(&self, under: &Prefix) -> Vec<String> {
@@ -191,10 +188,7 @@ async fn members_arrive_with_their_bytes_in_archive_order() {
             keys,
             "{backend:?}"
         );
-        assert!(
-            fixture.spool_is_empty(),
-            "{backend:?}: temporary files left"
-        );
+        assert_eq!(fixture.open_uploads().await, 0, "{backend:?}");
     }
 }
 
@@ -345,21 +339,41 @@ async fn a_redelivered_upload_leaves_the_same_objects() {
     }
 }
 
+/// A member whose bytes fail its CRC-32 is not stored: the object already at its key stays as
+/// it was, whether the member would have gone up as one request, in parts, or empty.
 #[tokio::test]
-async fn a_member_failing_its_crc_is_a_permanent_error_and_leaves_no_temporary_file() {
-    let mut zip = build(&[("a.csv", b"fine"), ("b.csv", b"will be corrupted")]);
-    // Flip one byte of b.csv's stored CRC-32 in its central-directory header.
-    let position = find_last(&zip, b"PK\x01\x02");
-    zip[position + 16] ^= 0xFF;
-    for backend in BACKENDS {
-        let fixture = backend.fixture().await;
-        let error = fixture.upload(&zip, &prefix("p")).await.unwrap_err();
-        assert!(matches!(error, UploadError::Archive(_)), "{error}");
-        assert!(error.is_permanent(), "{error}");
-        assert!(
-            fixture.spool_is_empty(),
-            "{backend:?}: temporary files left"
-        );
+async fn a_member_failing_its_crc_is_a_permanent_error_and_replaces_nothing() {
+    let large = pattern(6 * MIB, 4);
+    let cases: [(&str, &[u8]); 3] = [
+        ("b.csv", b"will be corrupted"),
+        ("large.bin", &large),
+        ("empty.txt", b""),
+    ];
+    for (name, data) in cases {
+        let mut zip = build(&[("a.csv", b"fine"), (name, data)]);
+        // Flip one byte of the last member's stored CRC-32 in its central-directory header.
+        let position = find_last(&zip, b"PK\x01\x02");
+        zip[position + 16] ^= 0xFF;
+        for backend in BACKENDS {
+            let fixture = backend.fixture().await;
+            let key = format!("p/{name}");
+            fixture.put(&key, b"the previous version").await;
+            let error = fixture.upload(&zip, &prefix("p")).await.unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    UploadError::Archive(ArchiveError::CrcMismatch { .. })
+                ),
+                "{backend:?} {name}: {error}"
+            );
+            assert!(error.is_permanent(), "{error}");
+            assert_eq!(
+                fixture.read(&key).await,
+                b"the previous version",
+                "{backend:?} {name}"
+            );
+            assert_eq!(fixture.open_uploads().await, 0, "{backend:?} {name}");
+        }
     }
 }
 
@@ -370,25 +384,14 @@ fn find_last(haystack: &[u8], needle: &[u8]) -> usize {
         .unwrap()
 }
 
-/// A filesystem store that records how many uploads run at once and how many member files are
-/// spooled meanwhile, and can fail the upload of one key.
+/// A filesystem store that records how many uploads run at once, and can fail the upload of
+/// one key.
 #[derive(Debug)]
 struct Probe {
     inner: FsStore,
-    spool: PathBuf,
     fail_on: Option<String>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    max_spooled: AtomicUsize,
-}
-
-impl Probe {
-    fn spooled(&self) -> usize {
-        std::fs::read_dir(&self.spool)
-            .unwrap()
-            .map(|job_dir| std::fs::read_dir(job_dir.unwrap().path()).map_or(0, Iterator::count))
-            .sum()
-    }
 }
 
 #[async_trait]
@@ -397,17 +400,17 @@ impl ObjectStore for Probe {
         self.inner.location()
     }
 
-    async fn put_file(
+    async fn put_stream(
         &self,
         key: &Key,
-        path: &Path,
+        size: u64,
+        chunks: ObjectChunks,
         options: PutOptions,
     ) -> Result<(), StoreError> {
         let running = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(running, Ordering::SeqCst);
-        // Long enough for the spooling thread to fill every free slot.
+        // Long enough for every free slot to start its member.
         tokio::time::sleep(Duration::from_millis(30)).await;
-        self.max_spooled.fetch_max(self.spooled(), Ordering::SeqCst);
         let result = if self.fail_on.as_deref() == Some(key.as_str()) {
             Err(StoreError::backend(
                 true,
@@ -416,7 +419,7 @@ impl ObjectStore for Probe {
                 "slow down".into(),
             ))
         } else {
-            self.inner.put_file(key, path, options).await
+            self.inner.put_stream(key, size, chunks, options).await
         };
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         result
@@ -453,21 +456,13 @@ impl ObjectStore for Probe {
 }
 
 fn probe(scratch: &tempfile::TempDir, fail_on: Option<&str>) -> (Arc<Probe>, UploadOptions) {
-    let spool = scratch.path().join("spool");
-    std::fs::create_dir_all(&spool).unwrap();
     let probe = Arc::new(Probe {
         inner: FsStore::new(scratch.path().join("store")),
-        spool: spool.clone(),
         fail_on: fail_on.map(str::to_owned),
         in_flight: AtomicUsize::new(0),
         max_in_flight: AtomicUsize::new(0),
-        max_spooled: AtomicUsize::new(0),
     });
-    let options = UploadOptions {
-        concurrency: 3,
-        temp_dir: spool,
-    };
-    (probe, options)
+    (probe, UploadOptions { concurrency: 3 })
 }
 
 fn twenty_members() -> Vec<u8> {
@@ -488,7 +483,7 @@ fn open_spooled(scratch: &tempfile::TempDir, zip: &[u8]) -> Archive {
 }
 
 #[tokio::test]
-async fn uploads_and_temporary_files_stay_within_the_concurrency() {
+async fn uploads_stay_within_the_concurrency() {
     let scratch = tempfile::tempdir().unwrap();
     let (probe, options) = probe(&scratch, None);
     let archive = open_spooled(&scratch, &twenty_members());
@@ -502,12 +497,6 @@ async fn uploads_and_temporary_files_stay_within_the_concurrency() {
         (2..=3).contains(&max_in_flight),
         "{max_in_flight} uploads at once"
     );
-    let max_spooled = probe.max_spooled.load(Ordering::SeqCst);
-    assert!(
-        (1..=3).contains(&max_spooled),
-        "{max_spooled} temporary files at once"
-    );
-    assert_eq!(probe.spooled(), 0);
 }
 
 #[tokio::test]
@@ -523,12 +512,4 @@ async fn a_failed_upload_stops_the_rest_and_stays_retryable() {
     assert!(!error.is_permanent(), "{error}");
     let written = probe.list(&prefix("p")).await.unwrap().len();
     assert!(written < 19, "{written} members uploaded after the failure");
-    // The spooling thread may still be finishing its member when the error comes back.
-    for _ in 0..100 {
-        if std::fs::read_dir(&probe.spool).unwrap().next().is_none() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("temporary files left behind");
 }
