@@ -1,16 +1,23 @@
-//! `benchling-webhook`: the operator CLI. Today it prints the CloudFormation template; deploying
-//! and day-2 commands follow.
+//! `benchling-webhook`: the operator CLI. Today it prints the CloudFormation template and reads
+//! the operator's profiles; deploying and day-2 commands follow.
+//!
+//! Exit codes: 0 success, 1 failure (a profile that is missing or invalid, …), 2 usage.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod config;
+mod profile;
 mod template;
 
 /// Deploys and operates the Benchling webhook integration for Quilt.
 #[derive(Parser)]
 #[command(name = "benchling-webhook", version, about)]
 struct Cli {
+    /// How read commands print their result.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +26,17 @@ struct Cli {
 enum Command {
     /// Prints the CloudFormation template of the stack.
     Template(template::TemplateArgs),
+    /// Lists, shows and validates profiles.
+    Config(config::ConfigArgs),
+}
+
+/// How a read command prints its result.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    /// For people.
+    Text,
+    /// For scripts: one JSON document on standard output.
+    Json,
 }
 
 /// How a template is printed.
@@ -33,14 +51,15 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Template(args) => template::run(&args),
+        // Bad template options are usage errors, which exit 2 like clap's own.
+        Command::Template(args) => template::run(&args).map_err(|e| (e, 2)),
+        Command::Config(args) => config::run(&args, cli.output).map_err(|e| (e, 1)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err((e, code)) => {
             eprintln!("benchling-webhook: {e:#}");
-            // Usage errors exit 2 like clap's own.
-            ExitCode::from(2)
+            ExitCode::from(code)
         }
     }
 }

@@ -80,6 +80,19 @@ impl FromStr for EnvironmentName {
     }
 }
 
+impl serde::Serialize for EnvironmentName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EnvironmentName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An allowlisted IP address or CIDR block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cidr(String);

@@ -1,3 +1,4 @@
 //! The crate's integration tests, in one test binary (each `tests/*.rs` would link its own).
 
+mod config;
 mod image;
