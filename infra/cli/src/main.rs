@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod config;
+mod manifest;
 mod profile;
 mod template;
 
@@ -28,6 +29,8 @@ enum Command {
     Template(template::TemplateArgs),
     /// Lists, shows and validates profiles.
     Config(config::ConfigArgs),
+    /// Writes the Benchling app manifest.
+    Manifest(manifest::ManifestArgs),
 }
 
 /// How a read command prints its result.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         // Bad template options are usage errors, which exit 2 like clap's own.
         Command::Template(args) => template::run(&args).map_err(|e| (e, 2)),
         Command::Config(args) => config::run(&args, cli.output).map_err(|e| (e, 1)),
+        Command::Manifest(args) => manifest::run(&args).map_err(|e| (e, 1)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,6 +21,7 @@ mod yaml;
 
 pub use options::{Cidr, EnvironmentName, Network, OptionsError, StackOptions};
 pub use template::Template;
+pub use yaml::to_yaml;
 
 /// The description every emitted template carries.
 const DESCRIPTION: &str = "Benchling webhook integration for Quilt: API Gateway, ECS Fargate services and SQS queues (emitted by benchling-webhook template)";

@@ -80,6 +80,16 @@ impl EventType {
         }
     }
 
+    /// The message types our app manifest subscribes to: every type the ingress handles except
+    /// `v2-beta.canvas.created`, the older name of `v2.canvas.created`, which it still accepts
+    /// from apps subscribed to it; subscribing to both could deliver one new canvas twice.
+    pub fn subscribed() -> impl Iterator<Item = &'static str> {
+        Self::KNOWN
+            .iter()
+            .filter(|(_, kind)| *kind != Self::CanvasCreatedBeta)
+            .map(|(name, _)| *name)
+    }
+
     /// Whether this is an app lifecycle signal (`/lifecycle`).
     pub fn is_lifecycle(&self) -> bool {
         matches!(
