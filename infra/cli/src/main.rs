@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod config;
+mod init;
 mod manifest;
 mod profile;
+mod quilt;
 mod template;
 
 /// Deploys and operates the Benchling webhook integration for Quilt.
@@ -27,6 +29,8 @@ struct Cli {
 enum Command {
     /// Prints the CloudFormation template of the stack.
     Template(template::TemplateArgs),
+    /// Writes a profile, after finding the Quilt stack.
+    Init(Box<init::InitArgs>),
     /// Lists, shows and validates profiles.
     Config(config::ConfigArgs),
     /// Writes the Benchling app manifest.
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // Bad template options are usage errors, which exit 2 like clap's own.
         Command::Template(args) => template::run(&args).map_err(|e| (e, 2)),
+        Command::Init(args) => block_on(init::run(&args)).map_err(|e| (e, 1)),
         Command::Config(args) => config::run(&args, cli.output).map_err(|e| (e, 1)),
         Command::Manifest(args) => manifest::run(&args).map_err(|e| (e, 1)),
     };
@@ -66,4 +71,12 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Runs an AWS command on a runtime of its own.
+fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
 }

@@ -74,6 +74,14 @@ pub enum ProfileError {
         /// What is wrong, and what is expected.
         reason: String,
     },
+    /// `init` without `--force` on a profile that exists.
+    #[error("profile {name:?} exists ({}): give --force to replace it", .path.display())]
+    Exists {
+        /// The profile.
+        name: String,
+        /// Its file.
+        path: PathBuf,
+    },
     /// The profile was written for another version of this CLI.
     #[error(
         "profile {profile:?} has schemaVersion {found}; this CLI reads version {SCHEMA_VERSION}"
@@ -404,6 +412,51 @@ impl ProfileStore {
         Ok(self.root.join(name).join("config.json"))
     }
 
+    /// Validates `profile` and writes it as `name`, atomically: a reader sees the old file or
+    /// the new one, never a part. Returns the file's path.
+    ///
+    /// # Errors
+    ///
+    /// When the profile is invalid, exists and `replace` is false, or cannot be written.
+    pub fn save(
+        &self,
+        name: &str,
+        profile: &Profile,
+        replace: bool,
+    ) -> Result<PathBuf, ProfileError> {
+        profile.validate(name)?;
+        let path = self.config_path(name)?;
+        if !replace && path.exists() {
+            return Err(ProfileError::Exists {
+                name: name.to_owned(),
+                path,
+            });
+        }
+        let dir = path.parent().unwrap_or(&self.root);
+        let io = |source| ProfileError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut text = serde_json::to_string_pretty(profile).unwrap_or_default();
+        text.push('\n');
+        let temp = dir.join(format!(".config.json.tmp-{}", std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::File::create(&temp)?;
+            std::io::Write::write_all(&mut file, text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&temp, &path)?;
+            // The rename itself must survive a crash.
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        if written.is_err() {
+            // Best effort: the write's error is the one to report.
+            let _ = std::fs::remove_file(&temp);
+        }
+        written.map_err(io)?;
+        Ok(path)
+    }
+
     /// The profile `name`, its bases merged in, parsed and validated.
     ///
     /// # Errors
@@ -681,6 +734,36 @@ mod tests {
             matches!(error, ProfileError::Version { found: 2, .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_saved_profile_reads_back_and_is_not_replaced_unless_asked() {
+        let (_dir, store) = store_with(&[("default", full())]);
+        let mut profile = store.load("default").unwrap();
+        profile.environment = "dev".parse().unwrap();
+        let path = store.save("dev", &profile, false).unwrap();
+        assert_eq!(store.load("dev").unwrap(), profile);
+        assert!(matches!(
+            store.save("dev", &profile, false),
+            Err(ProfileError::Exists { .. })
+        ));
+        profile.log_level = "DEBUG".into();
+        store.save("dev", &profile, true).unwrap();
+        assert_eq!(store.load("dev").unwrap().log_level, "DEBUG");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["config.json"], "no temporary file left");
+        profile.packages.bucket = "X".into();
+        assert!(matches!(
+            store.save("bad", &profile, false),
+            Err(ProfileError::Invalid {
+                field: "packages.bucket",
+                ..
+            })
+        ));
+        assert!(!store.config_path("bad").unwrap().exists());
     }
 
     #[test]

@@ -2,4 +2,5 @@
 
 mod config;
 mod image;
+mod init;
 mod manifest;
