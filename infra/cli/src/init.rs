@@ -42,9 +42,10 @@ pub struct InitArgs {
     /// The Benchling app definition id (`appdef_…`).
     #[arg(long)]
     app_definition_id: String,
-    /// The ARN of the Secrets Manager secret holding the Benchling app's credentials.
+    /// The Secrets Manager secret (ARN or name) for the Benchling app's credentials; `secret
+    /// sync` creates it (default: `benchling-webhook/<stack name>/<environment>`).
     #[arg(long)]
-    secret_arn: String,
+    secret: Option<String>,
     /// The Quilt bucket packages are written to.
     #[arg(long)]
     bucket: String,
@@ -94,7 +95,9 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<()> {
             tenant: args.tenant.clone(),
             client_id: args.client_id.clone(),
             app_definition_id: args.app_definition_id.clone(),
-            secret_arn: args.secret_arn.clone(),
+            secret: args.secret.clone().unwrap_or_else(|| {
+                format!("benchling-webhook/{}/{}", args.stack_name, args.environment)
+            }),
         },
         packages: Packages {
             bucket: args.bucket.clone(),
@@ -122,9 +125,5 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<()> {
 
 /// A CloudFormation client from the standard AWS configuration, in `region` when given.
 async fn cloudformation(region: Option<String>) -> aws_sdk_cloudformation::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region));
-    }
-    aws_sdk_cloudformation::Client::new(&loader.load().await)
+    aws_sdk_cloudformation::Client::new(&crate::aws::config(region).await)
 }

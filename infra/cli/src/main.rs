@@ -7,11 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod aws;
 mod config;
 mod init;
 mod manifest;
 mod profile;
 mod quilt;
+mod secret;
 mod template;
 
 /// Deploys and operates the Benchling webhook integration for Quilt.
@@ -33,6 +35,8 @@ enum Command {
     Init(Box<init::InitArgs>),
     /// Lists, shows and validates profiles.
     Config(config::ConfigArgs),
+    /// Creates or updates the Benchling secret in Secrets Manager.
+    Secret(secret::SecretArgs),
     /// Writes the Benchling app manifest.
     Manifest(manifest::ManifestArgs),
 }
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Template(args) => template::run(&args).map_err(|e| (e, 2)),
         Command::Init(args) => block_on(init::run(&args)).map_err(|e| (e, 1)),
         Command::Config(args) => config::run(&args, cli.output).map_err(|e| (e, 1)),
+        Command::Secret(args) => block_on(secret::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Manifest(args) => manifest::run(&args).map_err(|e| (e, 1)),
     };
     match result {

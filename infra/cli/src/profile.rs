@@ -69,7 +69,7 @@ pub enum ProfileError {
     Invalid {
         /// The profile (after inheritance).
         profile: String,
-        /// The field's path, as written in the file (`benchling.secretArn`).
+        /// The field's path, as written in the file (`benchling.secret`).
         field: &'static str,
         /// What is wrong, and what is expected.
         reason: String,
@@ -158,8 +158,8 @@ pub struct BenchlingApp {
     pub client_id: String,
     /// The app definition id (`appdef_…`).
     pub app_definition_id: String,
-    /// The Secrets Manager secret the services read.
-    pub secret_arn: String,
+    /// The Secrets Manager secret the services read: its ARN or its name.
+    pub secret: String,
 }
 
 /// Where packages are written.
@@ -238,8 +238,8 @@ impl Profile {
         if let Err(reason) = arn_ok(&self.quilt.stack_arn, "cloudformation", "stack/") {
             return invalid("quilt.stackArn", reason);
         }
-        if let Err(reason) = arn_ok(&self.benchling.secret_arn, "secretsmanager", "secret:") {
-            return invalid("benchling.secretArn", reason);
+        if let Err(reason) = secret_ok(&self.benchling.secret) {
+            return invalid("benchling.secret", reason);
         }
         for (field, value) in [
             ("benchling.tenant", &self.benchling.tenant),
@@ -317,6 +317,24 @@ fn arn_ok(arn: &str, service: &str, resource: &str) -> Result<(), String> {
         return Err(format!("{arn:?} names no 12-digit account"));
     }
     Ok(())
+}
+
+/// A Secrets Manager ARN, or a secret name (1–512 of letters, digits and `/_+=.@-`).
+fn secret_ok(secret: &str) -> Result<(), String> {
+    if secret.starts_with("arn:") {
+        return arn_ok(secret, "secretsmanager", "secret:");
+    }
+    let name_ok = (1..=512).contains(&secret.len())
+        && secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+    if name_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{secret:?} is neither a Secrets Manager ARN nor a secret name (letters, digits and /_+=.@-)"
+        ))
+    }
 }
 
 /// S3's rules for new buckets: 3–63 lowercase letters, digits, '.' and '-', starting and ending
@@ -563,11 +581,7 @@ impl fmt::Display for Profile {
             "app definition:     {}",
             self.benchling.app_definition_id
         )?;
-        writeln!(
-            f,
-            "secret:             {}",
-            masked(&self.benchling.secret_arn)
-        )?;
+        writeln!(f, "secret:             {}", masked(&self.benchling.secret))?;
         writeln!(
             f,
             "packages:           s3://{}/{}/ (metadata key {})",
@@ -582,7 +596,7 @@ impl Profile {
     /// The profile as JSON, ARNs masked as in [`fmt::Display`].
     pub fn masked_json(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
-        for (section, field) in [("quilt", "stackArn"), ("benchling", "secretArn")] {
+        for (section, field) in [("quilt", "stackArn"), ("benchling", "secret")] {
             if let Some(Value::String(arn)) = value.pointer_mut(&format!("/{section}/{field}")) {
                 *arn = bw_config::mask::mask_arn(arn);
             }
@@ -606,7 +620,7 @@ mod tests {
                 "tenant": "acme",
                 "clientId": "client",
                 "appDefinitionId": "appdef_1",
-                "secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bw-AbCd"
+                "secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bw-AbCd"
             },
             "packages": {"bucket": "acme-packages"}
         })
@@ -639,12 +653,12 @@ mod tests {
         let child = json!({
             "_inherits": "default",
             "environment": "dev",
-            "benchling": {"secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:dev-1"}
+            "benchling": {"secret": "benchling-webhook/dev"}
         });
         let (_dir, store) = store_with(&[("default", full()), ("dev", child)]);
         let dev = store.load("dev").unwrap();
         assert_eq!(dev.environment.as_str(), "dev");
-        assert!(dev.benchling.secret_arn.ends_with("secret:dev-1"));
+        assert_eq!(dev.benchling.secret, "benchling-webhook/dev");
         assert_eq!(dev.benchling.tenant, "acme", "merged from the base");
         assert_eq!(dev.quilt, store.load("default").unwrap().quilt);
     }
@@ -677,10 +691,11 @@ mod tests {
                 "quilt.stackArn",
             ),
             (
-                "/benchling/secretArn",
+                "/benchling/secret",
                 json!("arn:aws:secretsmanager:us-east-1:12345:secret:x"),
-                "benchling.secretArn",
+                "benchling.secret",
             ),
+            ("/benchling/secret", json!("has space"), "benchling.secret"),
             ("/packages/bucket", json!("Bad_Bucket"), "packages.bucket"),
             ("/benchling/tenant", json!(" "), "benchling.tenant"),
             ("/stack", json!({"name": "1stack"}), "stack.name"),

@@ -34,7 +34,7 @@ fn prod() -> Value {
             "tenant": "acme",
             "clientId": "client-1",
             "appDefinitionId": "appdef_1",
-            "secretArn": "arn:aws:secretsmanager:us-east-2:123456789012:secret:prod-x1"
+            "secret": "arn:aws:secretsmanager:us-east-2:123456789012:secret:prod-x1"
         },
         "packages": {"bucket": "acme-packages"}
     })
@@ -58,7 +58,7 @@ fn list_show_and_validate_a_profile_and_its_child() {
         &json!({
             "_inherits": "default",
             "environment": "dev",
-            "benchling": {"secretArn": "arn:aws:secretsmanager:us-east-2:123456789012:secret:dev-y2"}
+            "benchling": {"secret": "arn:aws:secretsmanager:us-east-2:123456789012:secret:dev-y2"}
         }),
     );
 
@@ -79,7 +79,7 @@ fn list_show_and_validate_a_profile_and_its_child() {
     assert_eq!(shown["environment"], "dev");
     assert_eq!(shown["benchling"]["tenant"], "acme", "inherited");
     assert_eq!(
-        shown["benchling"]["secretArn"],
+        shown["benchling"]["secret"],
         "arn:aws:secretsmanager:us-east-2:***:secret:dev-y2"
     );
     assert_eq!(shown["stack"]["name"], "BenchlingWebhookStack");

@@ -48,8 +48,6 @@ fn init(config_home: &std::path::Path, args: &[&str]) -> Output {
             "client-1",
             "--app-definition-id",
             "appdef_1",
-            "--secret-arn",
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:bw-x1",
             "--bucket",
             "acme-packages",
         ])
@@ -85,6 +83,10 @@ async fn init_finds_the_quilt_stack_by_arn_or_catalog_and_writes_the_profile() {
     assert_eq!(written["schemaVersion"], 1);
     assert_eq!(written["environment"], "prod");
     assert!(written["benchling"].get("clientSecret").is_none());
+    assert_eq!(
+        written["benchling"]["secret"],
+        "benchling-webhook/BenchlingWebhookStack/prod"
+    );
 
     let again = init(home.path(), &["--quilt-stack-arn", &arn]);
     assert_eq!(again.status.code(), Some(1));

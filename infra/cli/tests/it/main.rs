@@ -4,3 +4,4 @@ mod config;
 mod image;
 mod init;
 mod manifest;
+mod secret;
