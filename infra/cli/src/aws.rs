@@ -21,3 +21,23 @@ pub fn region_of(profile: &Profile) -> Option<String> {
             .map(str::to_owned)
     })
 }
+
+/// What AWS said about a failed call: the service's message, else the SDK's error chain.
+pub fn message<E, R>(error: &aws_sdk_cloudformation::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_cloudformation::error::ProvideErrorMetadata as _;
+    if let Some(message) = error.message() {
+        return message.to_owned();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -13,7 +13,9 @@ mod init;
 mod manifest;
 mod profile;
 mod quilt;
+mod redrive;
 mod secret;
+mod stack;
 mod template;
 
 /// Deploys and operates the Benchling webhook integration for Quilt.
@@ -37,6 +39,8 @@ enum Command {
     Config(config::ConfigArgs),
     /// Creates or updates the Benchling secret in Secrets Manager.
     Secret(secret::SecretArgs),
+    /// Moves dead-lettered jobs back to their queues.
+    Redrive(redrive::RedriveArgs),
     /// Writes the Benchling app manifest.
     Manifest(manifest::ManifestArgs),
 }
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Init(args) => block_on(init::run(&args)).map_err(|e| (e, 1)),
         Command::Config(args) => config::run(&args, cli.output).map_err(|e| (e, 1)),
         Command::Secret(args) => block_on(secret::run(&args, cli.output)).map_err(|e| (e, 1)),
+        Command::Redrive(args) => block_on(redrive::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Manifest(args) => manifest::run(&args).map_err(|e| (e, 1)),
     };
     match result {

@@ -108,7 +108,7 @@ pub async fn by_arn(cloudformation: &Client, arn: &str) -> Result<QuiltStack, Qu
         .send()
         .await
         .map_err(|e| {
-            let message = aws_message(&e);
+            let message = crate::aws::message(&e);
             if message.contains("does not exist") {
                 QuiltError::NotFound(arn.to_owned())
             } else {
@@ -138,7 +138,7 @@ pub async fn by_catalog(cloudformation: &Client, catalog: &str) -> Result<QuiltS
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| QuiltError::Aws {
             call: "DescribeStacks",
-            message: aws_message(&e),
+            message: crate::aws::message(&e),
         })?;
         found.extend(
             page.stacks()
@@ -211,27 +211,6 @@ fn output<'a>(stack: &'a Stack, name: &str) -> Option<&'a str> {
         .find(|o| o.output_key() == Some(name))
         .and_then(|o| o.output_value())
         .filter(|value| !value.trim().is_empty())
-}
-
-/// The service's message, or the SDK's error chain when there is none.
-fn aws_message<E>(error: &aws_sdk_cloudformation::error::SdkError<E>) -> String
-where
-    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    use aws_sdk_cloudformation::error::ProvideErrorMetadata as _;
-    match error.message() {
-        Some(message) => message.to_owned(),
-        None => {
-            let mut text = error.to_string();
-            let mut source = std::error::Error::source(error);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
-    }
 }
 
 #[cfg(test)]

@@ -175,8 +175,8 @@ fn aws_error<E>(
 where
     E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = error
-        .message()
-        .map_or_else(|| error.to_string(), str::to_owned);
-    anyhow::anyhow!("Secrets Manager {call} on {id} failed: {message}")
+    anyhow::anyhow!(
+        "Secrets Manager {call} on {id} failed: {}",
+        crate::aws::message(error)
+    )
 }

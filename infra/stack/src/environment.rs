@@ -65,7 +65,7 @@ pub fn add(
 
     for queue in QueueKind::ALL {
         template.output(
-            &format!("{title}{}QueueUrl", queue.title()),
+            &queue.output_name(env),
             &format!("The {} environment's {} queue", env.as_str(), queue.title()),
             Expr::r#ref(queue.id(&title)),
         );

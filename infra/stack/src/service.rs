@@ -65,6 +65,11 @@ impl QueueKind {
         }
     }
 
+    /// The stack output holding the queue's URL in environment `env` (`ProdExportQueueUrl`).
+    pub fn output_name(self, env: &crate::EnvironmentName) -> String {
+        format!("{}{}QueueUrl", env.title(), self.title())
+    }
+
     /// The variable the services read its URL from.
     pub fn env_var(self) -> &'static str {
         match self {

@@ -85,6 +85,58 @@ impl SqsQueue {
             .and_then(|mut attributes| attributes.remove(&name)))
     }
 
+    /// The queue named by this queue's `RedrivePolicy`, if it has one.
+    ///
+    /// # Errors
+    ///
+    /// When SQS cannot be asked, or the policy names no queue.
+    pub async fn dead_letter(&self) -> Result<Option<SqsQueue>, QueueError> {
+        let Some(policy) = self.attribute(QueueAttributeName::RedrivePolicy).await? else {
+            return Ok(None);
+        };
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RedrivePolicy {
+            dead_letter_target_arn: String,
+        }
+        let policy: RedrivePolicy = serde_json::from_str(&policy).map_err(|e| {
+            self.unavailable(GET_ATTRIBUTES, format!("unreadable RedrivePolicy: {e}"))
+        })?;
+        // arn:{partition}:sqs:{region}:{account}:{name}
+        let fields: Vec<&str> = policy.dead_letter_target_arn.split(':').collect();
+        let [_, _, _, _, account, name] = fields[..] else {
+            return Err(self.unavailable(GET_ATTRIBUTES, "RedrivePolicy names no queue ARN"));
+        };
+        let url = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|error| self.error("GetQueueUrl", error))?
+            .queue_url
+            .ok_or_else(|| self.unavailable("GetQueueUrl", "SQS returned no queue URL"))?;
+        Ok(Some(SqsQueue::new(self.client.clone(), url)))
+    }
+
+    /// How many messages wait to be received (`ApproximateNumberOfMessages`: SQS's estimate).
+    ///
+    /// # Errors
+    ///
+    /// When SQS cannot be asked.
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        self.attribute(QueueAttributeName::ApproximateNumberOfMessages)
+            .await?
+            .and_then(|count| count.parse().ok())
+            .ok_or_else(|| {
+                self.unavailable(
+                    GET_ATTRIBUTES,
+                    "SQS returned no ApproximateNumberOfMessages",
+                )
+            })
+    }
+
     fn rejected(&self, operation: &'static str, message: impl Into<String>) -> QueueError {
         QueueError::Rejected {
             queue: self.name.clone(),
@@ -420,32 +472,9 @@ impl Queue for SqsQueue {
     }
 
     async fn dead_letter_queue(&self) -> Result<Option<Arc<dyn Queue>>, QueueError> {
-        let Some(policy) = self.attribute(QueueAttributeName::RedrivePolicy).await? else {
-            return Ok(None);
-        };
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct RedrivePolicy {
-            dead_letter_target_arn: String,
-        }
-        let policy: RedrivePolicy = serde_json::from_str(&policy).map_err(|e| {
-            self.unavailable(GET_ATTRIBUTES, format!("unreadable RedrivePolicy: {e}"))
-        })?;
-        // arn:{partition}:sqs:{region}:{account}:{name}
-        let fields: Vec<&str> = policy.dead_letter_target_arn.split(':').collect();
-        let [_, _, _, _, account, name] = fields[..] else {
-            return Err(self.unavailable(GET_ATTRIBUTES, "RedrivePolicy names no queue ARN"));
-        };
-        let url = self
-            .client
-            .get_queue_url()
-            .queue_name(name)
-            .queue_owner_aws_account_id(account)
-            .send()
-            .await
-            .map_err(|error| self.error("GetQueueUrl", error))?
-            .queue_url
-            .ok_or_else(|| self.unavailable("GetQueueUrl", "SQS returned no queue URL"))?;
-        Ok(Some(Arc::new(SqsQueue::new(self.client.clone(), url))))
+        Ok(self
+            .dead_letter()
+            .await?
+            .map(|queue| Arc::new(queue) as Arc<dyn Queue>))
     }
 }

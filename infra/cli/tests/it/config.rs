@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+use crate::profiles::{self, stderr, stdout};
+
 fn run(config_home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_benchling-webhook"))
         .args(args)
@@ -15,44 +17,15 @@ fn run(config_home: &Path, args: &[&str]) -> Output {
         .expect("the CLI runs")
 }
 
-fn write_profile(config_home: &Path, name: &str, profile: &Value) {
-    let dir = config_home.join("benchling-webhook").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_vec_pretty(profile).unwrap(),
-    )
-    .unwrap();
-}
-
 fn prod() -> Value {
-    json!({
-        "schemaVersion": 1,
-        "environment": "prod",
-        "quilt": {"stackArn": "arn:aws:cloudformation:us-east-2:123456789012:stack/quilt/1"},
-        "benchling": {
-            "tenant": "acme",
-            "clientId": "client-1",
-            "appDefinitionId": "appdef_1",
-            "secret": "arn:aws:secretsmanager:us-east-2:123456789012:secret:prod-x1"
-        },
-        "packages": {"bucket": "acme-packages"}
-    })
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    profiles::prod("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-x1")
 }
 
 #[test]
 fn list_show_and_validate_a_profile_and_its_child() {
     let home = tempfile::tempdir().unwrap();
-    write_profile(home.path(), "default", &prod());
-    write_profile(
+    profiles::write(home.path(), "default", &prod());
+    profiles::write(
         home.path(),
         "dev",
         &json!({
@@ -102,7 +75,7 @@ fn an_invalid_profile_exits_1_naming_the_field_and_usage_errors_exit_2() {
     let home = tempfile::tempdir().unwrap();
     let mut bad = prod();
     bad["packages"]["bucket"] = json!("Not A Bucket");
-    write_profile(home.path(), "default", &bad);
+    profiles::write(home.path(), "default", &bad);
 
     let validated = run(home.path(), &["config", "validate"]);
     assert_eq!(validated.status.code(), Some(1));

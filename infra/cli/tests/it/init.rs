@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 use bw_testkit::moto::Moto;
 use serde_json::{Value, json};
 
+use crate::profiles::stderr;
+
 /// A Quilt-like stack: a real queue, and the outputs the resolver reads.
 fn quilt_template(host: &str, with_database: bool) -> String {
     let mut outputs = json!({
@@ -55,10 +57,6 @@ fn init(config_home: &std::path::Path, args: &[&str]) -> Output {
         .envs(Moto::shared().env())
         .output()
         .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test]

@@ -4,4 +4,6 @@ mod config;
 mod image;
 mod init;
 mod manifest;
+mod profiles;
+mod redrive;
 mod secret;

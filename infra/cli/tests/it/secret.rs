@@ -9,25 +9,14 @@ use bw_config::BenchlingSecret;
 use bw_testkit::moto::Moto;
 use serde_json::{Value, json};
 
+use crate::profiles::{self, stderr};
+
 const CLIENT_SECRET: &str = "cs-Very-Secret-9f2";
 
 fn write_profile(home: &Path, secret: &str, log_level: &str) {
-    let dir = home.join("benchling-webhook/default");
-    std::fs::create_dir_all(&dir).unwrap();
-    let profile = json!({
-        "schemaVersion": 1,
-        "environment": "prod",
-        "quilt": {"stackArn": "arn:aws:cloudformation:us-east-1:123456789012:stack/quilt/1"},
-        "benchling": {
-            "tenant": "acme",
-            "clientId": "client-1",
-            "appDefinitionId": "appdef_1",
-            "secret": secret
-        },
-        "packages": {"bucket": "acme-packages"},
-        "logLevel": log_level
-    });
-    std::fs::write(dir.join("config.json"), profile.to_string()).unwrap();
+    let mut profile = profiles::prod(secret);
+    profile["logLevel"] = json!(log_level);
+    profiles::write(home, "default", &profile);
 }
 
 fn sync(home: &Path, client_secret: Option<&str>, stdin: Option<&str>) -> Output {
@@ -78,10 +67,6 @@ async fn stored(name: &str) -> Option<Value> {
         .await
         .ok()?;
     serde_json::from_str(found.secret_string()?).ok()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test]
