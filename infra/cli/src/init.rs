@@ -58,6 +58,10 @@ pub struct InitArgs {
     /// The image tag to deploy (default: this CLI's version).
     #[arg(long)]
     image_tag: Option<String>,
+    /// The ECR repository holding the image (`{account}.dkr.ecr.{region}.amazonaws.com/{name}`);
+    /// needed to create the stack.
+    #[arg(long)]
+    image_repository: Option<String>,
     /// The services' log level.
     #[arg(long, default_value = "INFO")]
     log_level: String,
@@ -85,7 +89,7 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<()> {
         schema_version: SCHEMA_VERSION,
         stack: StackTarget {
             name: args.stack_name.clone(),
-            region: None,
+            ..StackTarget::default()
         },
         environment: args.environment.parse()?,
         quilt: QuiltTarget {
@@ -106,6 +110,7 @@ pub async fn run(args: &InitArgs) -> anyhow::Result<()> {
         },
         image: Image {
             tag: args.image_tag.clone(),
+            repository: args.image_repository.clone(),
         },
         log_level: args.log_level.clone(),
     };

@@ -1,5 +1,5 @@
-//! `benchling-webhook`: the operator CLI. Today it prints the CloudFormation template and reads
-//! the operator's profiles; deploying and day-2 commands follow.
+//! `benchling-webhook`: the operator CLI. It keeps the operator's profiles, deploys an environment
+//! of the stack through a change set, and runs the day-2 commands.
 //!
 //! Exit codes: 0 success, 1 failure (a profile that is missing or invalid, …), 2 usage.
 
@@ -7,10 +7,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod ask;
 mod aws;
 mod config;
+mod deploy;
+mod deployments;
+mod ecr;
 mod init;
 mod manifest;
+mod preflight;
 mod profile;
 mod quilt;
 mod redrive;
@@ -37,6 +42,8 @@ enum Command {
     Init(Box<init::InitArgs>),
     /// Lists, shows and validates profiles.
     Config(config::ConfigArgs),
+    /// Creates or updates the profile's environment in its stack, through a change set.
+    Deploy(Box<deploy::DeployArgs>),
     /// Creates or updates the Benchling secret in Secrets Manager.
     Secret(secret::SecretArgs),
     /// Moves dead-lettered jobs back to their queues.
@@ -46,7 +53,7 @@ enum Command {
 }
 
 /// How a read command prints its result.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Output {
     /// For people.
     Text,
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
         Command::Template(args) => template::run(&args).map_err(|e| (e, 2)),
         Command::Init(args) => block_on(init::run(&args)).map_err(|e| (e, 1)),
         Command::Config(args) => config::run(&args, cli.output).map_err(|e| (e, 1)),
+        Command::Deploy(args) => block_on(deploy::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Secret(args) => block_on(secret::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Redrive(args) => block_on(redrive::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Manifest(args) => manifest::run(&args).map_err(|e| (e, 1)),

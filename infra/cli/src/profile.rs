@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use bw_stack::EnvironmentName;
+use bw_stack::{Cidr, EnvironmentName, Network, OptionsError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -129,6 +129,41 @@ pub struct StackTarget {
     /// Its region; `None` means the Quilt stack's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// An existing VPC to create the stack in (with `privateSubnetIds`); `None`: a new VPC. Read
+    /// only when the stack is created: a stack cannot move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// That VPC's private subnets, at least two in different zones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_subnet_ids: Vec<String>,
+    /// Only these addresses may call the API; `None` keeps the stack's list (anyone, for a new
+    /// stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_cidrs: Option<Vec<String>>,
+}
+
+impl StackTarget {
+    /// The network a new stack is created in.
+    ///
+    /// # Errors
+    /// A malformed id, or fewer than two subnets.
+    pub fn network(&self) -> Result<Network, OptionsError> {
+        match &self.vpc_id {
+            Some(vpc_id) => Network::existing(vpc_id, &self.private_subnet_ids),
+            None => Ok(Network::New),
+        }
+    }
+
+    /// The allowlist, when the profile sets one.
+    ///
+    /// # Errors
+    /// An entry that is not an address or a CIDR block.
+    pub fn allow(&self) -> Result<Option<Vec<Cidr>>, OptionsError> {
+        self.allow_cidrs
+            .as_ref()
+            .map(|cidrs| cidrs.iter().map(|c| c.parse()).collect())
+            .transpose()
+    }
 }
 
 impl Default for StackTarget {
@@ -136,6 +171,9 @@ impl Default for StackTarget {
         Self {
             name: default_stack_name(),
             region: None,
+            vpc_id: None,
+            private_subnet_ids: Vec::new(),
+            allow_cidrs: None,
         }
     }
 }
@@ -183,6 +221,19 @@ pub struct Image {
     /// The tag to deploy; `None` means this CLI's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The ECR repository holding it (`{account}.dkr.ecr.{region}.amazonaws.com/{name}`);
+    /// `None` keeps the stack's. Required to create a stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
+impl Image {
+    /// The tag to deploy: the profile's, else this CLI's version.
+    pub fn tag_or_default(&self) -> String {
+        self.tag
+            .clone()
+            .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned())
+    }
 }
 
 fn default_stack_name() -> String {
@@ -234,6 +285,28 @@ impl Profile {
             && !region_ok(region)
         {
             return invalid("stack.region", format!("{region:?} is not an AWS region"));
+        }
+        if self.stack.vpc_id.is_none() && !self.stack.private_subnet_ids.is_empty() {
+            return invalid(
+                "stack.privateSubnetIds",
+                "given without stack.vpcId".to_owned(),
+            );
+        }
+        if let Err(e) = self.stack.network() {
+            return invalid("stack.vpcId", e.to_string());
+        }
+        if let Err(e) = self.stack.allow() {
+            return invalid("stack.allowCidrs", e.to_string());
+        }
+        if let Some(repository) = &self.image.repository
+            && crate::ecr::Repository::parse(repository).is_none()
+        {
+            return invalid(
+                "image.repository",
+                format!(
+                    "{repository:?} is not an ECR repository URI ({{account}}.dkr.ecr.{{region}}.amazonaws.com/{{name}}, no tag)"
+                ),
+            );
         }
         if let Err(reason) = arn_ok(&self.quilt.stack_arn, "cloudformation", "stack/") {
             return invalid("quilt.stackArn", reason);
@@ -348,6 +421,32 @@ fn bucket_ok(bucket: &str) -> bool {
         && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
+/// Writes `bytes` to `path` so that a reader sees the old file or the new one, never a part, and
+/// the new one survives a crash once this returns.
+///
+/// # Errors
+///
+/// When the directory cannot be made or the file written.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        // The rename itself must survive a crash.
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        // Best effort: the write's error is the one to report.
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
 /// The profiles directory.
 #[derive(Clone, Debug)]
 pub struct ProfileStore {
@@ -430,6 +529,15 @@ impl ProfileStore {
         Ok(self.root.join(name).join("config.json"))
     }
 
+    /// Where another of a profile's files is (`deployments.json`, …).
+    ///
+    /// # Errors
+    ///
+    /// [`ProfileError::BadName`] for a name that is not ours.
+    pub fn file_path(&self, name: &str, file: &str) -> Result<PathBuf, ProfileError> {
+        Ok(self.config_path(name)?.with_file_name(file))
+    }
+
     /// Validates `profile` and writes it as `name`, atomically: a reader sees the old file or
     /// the new one, never a part. Returns the file's path.
     ///
@@ -450,28 +558,12 @@ impl ProfileStore {
                 path,
             });
         }
-        let dir = path.parent().unwrap_or(&self.root);
-        let io = |source| ProfileError::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
         let mut text = serde_json::to_string_pretty(profile).unwrap_or_default();
         text.push('\n');
-        let temp = dir.join(format!(".config.json.tmp-{}", std::process::id()));
-        let written = (|| {
-            let mut file = std::fs::File::create(&temp)?;
-            std::io::Write::write_all(&mut file, text.as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)?;
-            // The rename itself must survive a crash.
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if written.is_err() {
-            // Best effort: the write's error is the one to report.
-            let _ = std::fs::remove_file(&temp);
-        }
-        written.map_err(io)?;
+        write_atomic(&path, text.as_bytes()).map_err(|source| ProfileError::Io {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 

@@ -8,7 +8,6 @@
 //! (`failure_reason`) stays behind. At most the number counted first is moved: jobs that fail
 //! again meanwhile are not moved round in a loop.
 
-use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -142,17 +141,7 @@ fn confirm(lanes: &[Lane]) -> anyhow::Result<()> {
         .map(|lane| format!("{} {}", lane.waiting, lane.kind.title()))
         .collect();
     let question = format!("move {} job(s) back to their queues?", plan.join(", "));
-    anyhow::ensure!(
-        std::io::stdin().is_terminal(),
-        "{question} Give --yes to move them without a terminal to ask on."
-    );
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("reading the answer")?;
-    anyhow::ensure!(matches!(answer.trim(), "y" | "Y" | "yes"), "nothing moved");
-    Ok(())
+    crate::ask::confirm(&question, "nothing moved")
 }
 
 /// Moves up to `lane.waiting` messages; returns how many moved.

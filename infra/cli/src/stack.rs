@@ -1,9 +1,82 @@
-//! The deployed stack, as the day-2 commands read it.
+//! The deployed stack, as `deploy` and the day-2 commands read it.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata as _;
+use bw_stack::StackOptions;
+
+/// A stack as CloudFormation describes it.
+#[derive(Clone, Debug)]
+pub struct Deployed {
+    /// `CREATE_COMPLETE`, `UPDATE_ROLLBACK_COMPLETE`, …
+    pub status: String,
+    /// Its parameters' values.
+    pub parameters: BTreeMap<String, String>,
+    /// Its outputs, by key.
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Deployed {
+    /// Whether an operation is running on it.
+    pub fn busy(&self) -> bool {
+        self.status.ends_with("_IN_PROGRESS") && self.status != "REVIEW_IN_PROGRESS"
+    }
+
+    /// Whether it holds nothing yet: only a change set made it (`REVIEW_IN_PROGRESS`), so the
+    /// next change set creates it.
+    pub fn is_empty(&self) -> bool {
+        self.status == "REVIEW_IN_PROGRESS"
+    }
+}
+
+/// The stack `name`, or `None` when there is none.
+///
+/// # Errors
+/// When CloudFormation cannot be asked.
+pub async fn describe(cloudformation: &Client, name: &str) -> anyhow::Result<Option<Deployed>> {
+    let described = match cloudformation
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+    {
+        Ok(described) => described,
+        // CloudFormation answers a missing stack with a validation error of this text.
+        Err(e)
+            if e.code() == Some("ValidationError")
+                && e.message().is_some_and(|m| m.contains("does not exist")) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => anyhow::bail!("reading the stack {name}: {}", crate::aws::message(&e)),
+    };
+    let Some(stack) = described.stacks().first() else {
+        return Ok(None);
+    };
+    Ok(Some(Deployed {
+        status: stack
+            .stack_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        parameters: stack
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.parameter_key()?.to_owned(),
+                    p.parameter_value()?.to_owned(),
+                ))
+            })
+            .collect(),
+        outputs: stack
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+            .collect(),
+    }))
+}
 
 /// The outputs of stack `name`, by key.
 ///
@@ -14,19 +87,57 @@ pub async fn outputs(
     cloudformation: &Client,
     name: &str,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let described = cloudformation
-        .describe_stacks()
+    let stack = describe(cloudformation, name)
+        .await?
+        .with_context(|| format!("the stack {name} does not exist"))?;
+    Ok(stack.outputs)
+}
+
+/// The options the stack's template records (see [`bw_stack::METADATA_KEY`]); `None` for a
+/// template that records none.
+///
+/// # Errors
+/// When CloudFormation cannot be asked, or the record is damaged.
+pub async fn options(cloudformation: &Client, name: &str) -> anyhow::Result<Option<StackOptions>> {
+    let summary = cloudformation
+        .get_template_summary()
         .stack_name(name)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("reading the stack {name}: {}", crate::aws::message(&e)))?;
-    let stack = described
-        .stacks()
-        .first()
-        .with_context(|| format!("the stack {name} does not exist"))?;
-    Ok(stack
-        .outputs()
-        .iter()
-        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-        .collect())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading the template of the stack {name}: {}",
+                crate::aws::message(&e)
+            )
+        })?;
+    let Some(metadata) = summary.metadata() else {
+        return Ok(None);
+    };
+    let metadata: serde_json::Value = serde_json::from_str(metadata)
+        .with_context(|| format!("the stack {name}'s template metadata is not JSON"))?;
+    Ok(StackOptions::from_metadata(&metadata)?)
+}
+
+/// The stack's template as JSON; `None` when it is not JSON (one written in YAML).
+///
+/// # Errors
+/// When CloudFormation cannot be asked.
+pub async fn template(
+    cloudformation: &Client,
+    name: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let found = cloudformation
+        .get_template()
+        .stack_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading the template of the stack {name}: {}",
+                crate::aws::message(&e)
+            )
+        })?;
+    Ok(found
+        .template_body()
+        .and_then(|body| serde_json::from_str(body).ok()))
 }

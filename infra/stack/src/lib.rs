@@ -19,7 +19,7 @@ pub mod service;
 pub mod template;
 mod yaml;
 
-pub use options::{Cidr, EnvironmentName, Network, OptionsError, StackOptions};
+pub use options::{Cidr, EnvironmentName, METADATA_KEY, Network, OptionsError, StackOptions};
 pub use template::Template;
 pub use yaml::to_yaml;
 

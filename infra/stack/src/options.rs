@@ -39,7 +39,14 @@ pub enum OptionsError {
         /// Its expected prefix.
         prefix: &'static str,
     },
+    /// The options recorded in a deployed template cannot be read back.
+    #[error("the template's {METADATA_KEY} metadata is not what this version writes: {0}")]
+    Metadata(String),
 }
+
+/// The template metadata key that records the options, so a deploy rebuilds the template the
+/// stack runs from without asking for them again.
+pub const METADATA_KEY: &str = "BenchlingWebhook";
 
 /// Most environments in one stack: each takes one listener port on the shared load balancer.
 pub const MAX_ENVIRONMENTS: usize = 10;
@@ -235,6 +242,63 @@ impl StackOptions {
     }
 }
 
+/// [`StackOptions`] as template metadata records them.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Recorded {
+    environments: Vec<EnvironmentName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vpc_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    private_subnet_ids: Vec<String>,
+    #[serde(default)]
+    allow_cidrs: Vec<String>,
+}
+
+impl StackOptions {
+    /// The options as the template's [`METADATA_KEY`] metadata records them.
+    pub fn to_metadata(&self) -> serde_json::Value {
+        let (vpc_id, private_subnet_ids) = match &self.network {
+            Network::New => (None, Vec::new()),
+            Network::Existing {
+                vpc_id,
+                private_subnet_ids,
+            } => (Some(vpc_id.clone()), private_subnet_ids.clone()),
+        };
+        let recorded = Recorded {
+            environments: self.environments.clone(),
+            vpc_id,
+            private_subnet_ids,
+            allow_cidrs: self.allow.iter().map(|c| c.0.clone()).collect(),
+        };
+        // Strings and arrays of strings always serialise.
+        serde_json::to_value(recorded).expect("options serialise")
+    }
+
+    /// The options a template's whole `Metadata` section records; `None` when it records none
+    /// (a template from before the record, or not this project's).
+    ///
+    /// # Errors
+    /// A record that does not read back as valid options.
+    pub fn from_metadata(metadata: &serde_json::Value) -> Result<Option<Self>, OptionsError> {
+        let Some(recorded) = metadata.get(METADATA_KEY) else {
+            return Ok(None);
+        };
+        let recorded: Recorded = serde_json::from_value(recorded.clone())
+            .map_err(|e| OptionsError::Metadata(e.to_string()))?;
+        let network = match recorded.vpc_id {
+            Some(vpc_id) => Network::existing(&vpc_id, &recorded.private_subnet_ids)?,
+            None => Network::New,
+        };
+        let allow = recorded
+            .allow_cidrs
+            .iter()
+            .map(|c| c.parse())
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(recorded.environments, network, allow).map(Some)
+    }
+}
+
 impl Default for StackOptions {
     /// One environment, `prod`, in a new VPC, open to any caller.
     fn default() -> Self {
@@ -249,6 +313,40 @@ impl Default for StackOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_read_back_from_the_template_metadata() {
+        let options = StackOptions::new(
+            vec!["prod".parse().unwrap(), "dev".parse().unwrap()],
+            Network::existing(
+                "vpc-0123456789abcdef0",
+                &["subnet-01234567".to_owned(), "subnet-89abcdef".to_owned()],
+            )
+            .unwrap(),
+            vec!["203.0.113.0/24".parse().unwrap()],
+        )
+        .unwrap();
+        let template = crate::build(&options).to_json();
+        let metadata = &template["Metadata"];
+        assert_eq!(
+            StackOptions::from_metadata(metadata).unwrap(),
+            Some(options)
+        );
+        let default = crate::build(&StackOptions::default()).to_json();
+        assert_eq!(
+            StackOptions::from_metadata(&default["Metadata"]).unwrap(),
+            Some(StackOptions::default())
+        );
+        assert_eq!(
+            StackOptions::from_metadata(&serde_json::json!({})).unwrap(),
+            None
+        );
+        let damaged = serde_json::json!({METADATA_KEY: {"environments": ["Prod"]}});
+        assert!(matches!(
+            StackOptions::from_metadata(&damaged),
+            Err(OptionsError::Metadata(_))
+        ));
+    }
 
     #[test]
     fn environment_names() {

@@ -257,7 +257,8 @@ pub fn add(template: &mut Template, options: &StackOptions) {
         ));
     }
     template.metadata = Some(json!({
-        "AWS::CloudFormation::Interface": { "ParameterGroups": groups }
+        "AWS::CloudFormation::Interface": { "ParameterGroups": groups },
+        (crate::options::METADATA_KEY): options.to_metadata()
     }));
 
     template.condition(

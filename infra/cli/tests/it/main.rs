@@ -1,6 +1,7 @@
 //! The crate's integration tests, in one test binary (each `tests/*.rs` would link its own).
 
 mod config;
+mod deploy;
 mod image;
 mod init;
 mod manifest;
