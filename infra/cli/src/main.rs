@@ -9,11 +9,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod ask;
 mod aws;
+mod backfill;
+mod changeset;
 mod config;
 mod deploy;
 mod deployments;
+mod destroy;
 mod ecr;
+mod health;
 mod init;
+mod logs;
 mod manifest;
 mod preflight;
 mod profile;
@@ -21,6 +26,7 @@ mod quilt;
 mod redrive;
 mod secret;
 mod stack;
+mod status;
 mod template;
 
 /// Deploys and operates the Benchling webhook integration for Quilt.
@@ -44,8 +50,18 @@ enum Command {
     Config(config::ConfigArgs),
     /// Creates or updates the profile's environment in its stack, through a change set.
     Deploy(Box<deploy::DeployArgs>),
+    /// Removes the profile's environment, or the stack when it is the last.
+    Destroy(destroy::DestroyArgs),
+    /// Shows the stack and its environments, or one entry's history.
+    Status(status::StatusArgs),
+    /// Prints the environment's service logs.
+    Logs(logs::LogsArgs),
+    /// Asks the environment's ingress whether it is ready.
+    Health(health::HealthArgs),
     /// Creates or updates the Benchling secret in Secrets Manager.
     Secret(secret::SecretArgs),
+    /// Queues exports of entries that already exist (a project, a folder, a time range).
+    Backfill(Box<backfill::BackfillArgs>),
     /// Moves dead-lettered jobs back to their queues.
     Redrive(redrive::RedriveArgs),
     /// Writes the Benchling app manifest.
@@ -78,7 +94,12 @@ fn main() -> ExitCode {
         Command::Init(args) => block_on(init::run(&args)).map_err(|e| (e, 1)),
         Command::Config(args) => config::run(&args, cli.output).map_err(|e| (e, 1)),
         Command::Deploy(args) => block_on(deploy::run(&args, cli.output)).map_err(|e| (e, 1)),
+        Command::Destroy(args) => block_on(destroy::run(&args, cli.output)).map_err(|e| (e, 1)),
+        Command::Status(args) => block_on(status::run(&args, cli.output)).map_err(|e| (e, 1)),
+        Command::Logs(args) => block_on(logs::run(&args, cli.output)).map_err(|e| (e, 1)),
+        Command::Health(args) => block_on(health::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Secret(args) => block_on(secret::run(&args, cli.output)).map_err(|e| (e, 1)),
+        Command::Backfill(args) => block_on(backfill::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Redrive(args) => block_on(redrive::run(&args, cli.output)).map_err(|e| (e, 1)),
         Command::Manifest(args) => manifest::run(&args).map_err(|e| (e, 1)),
     };

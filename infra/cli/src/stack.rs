@@ -10,6 +10,8 @@ use bw_stack::StackOptions;
 /// A stack as CloudFormation describes it.
 #[derive(Clone, Debug)]
 pub struct Deployed {
+    /// Its ARN, by which it is found even once deleted.
+    pub id: String,
     /// `CREATE_COMPLETE`, `UPDATE_ROLLBACK_COMPLETE`, …
     pub status: String,
     /// Its parameters' values.
@@ -56,6 +58,7 @@ pub async fn describe(cloudformation: &Client, name: &str) -> anyhow::Result<Opt
         return Ok(None);
     };
     Ok(Some(Deployed {
+        id: stack.stack_id().unwrap_or(name).to_owned(),
         status: stack
             .stack_status()
             .map(|s| s.as_str().to_owned())
@@ -99,23 +102,34 @@ pub async fn outputs(
 /// # Errors
 /// When CloudFormation cannot be asked, or the record is damaged.
 pub async fn options(cloudformation: &Client, name: &str) -> anyhow::Result<Option<StackOptions>> {
-    let summary = cloudformation
-        .get_template_summary()
-        .stack_name(name)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "reading the template of the stack {name}: {}",
-                crate::aws::message(&e)
-            )
-        })?;
-    let Some(metadata) = summary.metadata() else {
-        return Ok(None);
+    // The template as deployed is JSON when this CLI deployed it; a YAML one (the AWS CLI's
+    // deploy of `template`'s default output) is read through the summary, which gives its
+    // metadata as JSON.
+    let metadata = match template(cloudformation, name).await? {
+        Some(template) => template.get("Metadata").cloned(),
+        None => {
+            let summary = cloudformation
+                .get_template_summary()
+                .stack_name(name)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "reading the template of the stack {name}: {}",
+                        crate::aws::message(&e)
+                    )
+                })?;
+            summary
+                .metadata()
+                .map(serde_json::from_str)
+                .transpose()
+                .with_context(|| format!("the stack {name}'s template metadata is not JSON"))?
+        }
     };
-    let metadata: serde_json::Value = serde_json::from_str(metadata)
-        .with_context(|| format!("the stack {name}'s template metadata is not JSON"))?;
-    Ok(StackOptions::from_metadata(&metadata)?)
+    match metadata {
+        Some(metadata) => Ok(StackOptions::from_metadata(&metadata)?),
+        None => Ok(None),
+    }
 }
 
 /// The stack's template as JSON; `None` when it is not JSON (one written in YAML).

@@ -12,7 +12,7 @@ pub mod retry;
 pub mod webhook;
 
 pub use auth::{CredentialSource, Credentials};
-pub use client::{BenchlingClient, ClientOptions, PlainHttpHosts};
+pub use client::{BenchlingClient, ClientOptions, EntryFilter, EntryPage, PlainHttpHosts};
 pub use error::{BenchlingError, TransportKind};
 pub use jwks::{JwksCache, JwksError, JwksOptions, VerifyingKey};
 pub use model::{AppCanvas, Entry, NameLookup, NewAppCanvas, Person, TaskId, TaskStatus};

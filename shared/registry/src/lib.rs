@@ -135,13 +135,11 @@ impl Revision {
     }
 }
 
-/// The latest revision of `package`, read from its manifest's first line only: a manifest
-/// lists every file and may run to tens of MiB, while the header is all that names the
-/// version.
+/// The latest revision of `package`, read from its manifest's first line only (see
+/// [`revision`]).
 ///
 /// # Errors
-/// [`RegistryError::NoSuchPackage`] when it does not exist; `Malformed` when the header is not
-/// a JSON line of at most 16 MiB.
+/// [`RegistryError::NoSuchPackage`] when it does not exist; as [`revision`] otherwise.
 pub async fn latest_revision(
     store: &dyn ObjectStore,
     package: &str,
@@ -149,6 +147,47 @@ pub async fn latest_revision(
     let top_hash = latest_top_hash(store, package)
         .await?
         .ok_or_else(|| RegistryError::NoSuchPackage(package.to_owned()))?;
+    revision(store, top_hash).await
+}
+
+/// Every revision of `package` its pointers name, oldest first: each pointer's Unix time and
+/// top hash (`latest` left out). None when the package does not exist.
+///
+/// # Errors
+/// When the store cannot be listed or a pointer read.
+pub async fn revisions(
+    store: &dyn ObjectStore,
+    package: &str,
+) -> Result<Vec<(i64, String)>, RegistryError> {
+    let folder = pointer_key(package, "");
+    let listed = store.list(&bw_store::Prefix::new(folder.clone())?).await?;
+    let mut found = Vec::new();
+    for object in listed {
+        let Some(time) = object
+            .key
+            .as_str()
+            .strip_prefix(&folder)
+            .and_then(|pointer| pointer.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let bytes = store.get_bytes(&object.key, 1024).await?;
+        found.push((time, String::from_utf8_lossy(&bytes).trim().to_owned()));
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The revision `top_hash`, read from its manifest's first line only: a manifest lists every
+/// file and may run to tens of MiB, while the header is all that names the version.
+///
+/// # Errors
+/// `Malformed` when the header is not a JSON line of at most 16 MiB; a store error when the
+/// manifest cannot be read.
+pub async fn revision(
+    store: &dyn ObjectStore,
+    top_hash: String,
+) -> Result<Revision, RegistryError> {
     let key = Key::new(manifest_key(&top_hash))?;
     let malformed = |message: String| RegistryError::Malformed {
         key: key.to_string(),
@@ -405,6 +444,29 @@ mod tests {
             latest_manifest(&store, "benchling/EXP1").await,
             Err(RegistryError::Malformed { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn revisions_are_listed_by_their_pointers_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        assert_eq!(revisions(&store, "benchling/EXP1").await.unwrap(), []);
+        for (pointer, hash) in [("1764493265", "b"), ("latest", "b"), ("1764400000", "a")] {
+            put(
+                &store,
+                &pointer_key("benchling/EXP1", pointer),
+                &format!("{hash}\n"),
+            )
+            .await;
+        }
+        put(&store, &pointer_key("benchling/EXP10", "1764500000"), "c").await;
+        assert_eq!(
+            revisions(&store, "benchling/EXP1").await.unwrap(),
+            [
+                (1_764_400_000, "a".to_owned()),
+                (1_764_493_265, "b".to_owned())
+            ]
+        );
     }
 
     #[tokio::test]

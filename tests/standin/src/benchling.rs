@@ -392,6 +392,7 @@ fn handle(state: &Mutex<State>, request: &StubRequest) -> StubResponse {
     };
     let segments: Vec<&str> = route.split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["entries"]) => list_entries(&state, query),
         ("GET", ["entries", id]) => match state.entries.get(*id) {
             Some(entry) => ok(200, &json!({ "entry": entry })),
             None => error(404, "Entry not found"),
@@ -591,6 +592,76 @@ fn byte_range(header: &str, len: u64) -> Option<Range<u64>> {
         first..end
     };
     (range.start < range.end).then_some(range)
+}
+
+/// `GET /entries` as Benchling serves it: filtered by `projectId`, `folderId` and a
+/// `modifiedAt` range (`>= T AND < T`), newest first, `pageSize` at a time, with an opaque
+/// `nextToken`.
+fn list_entries(state: &State, query: &str) -> StubResponse {
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let modified = |entry: &Value| {
+        entry["modifiedAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let mut bounds = Vec::new();
+    if let Some(range) = params.get("modifiedAt") {
+        for part in range.split(" AND ") {
+            let (op, at) = part.trim().split_at(part.trim().find(' ').unwrap_or(0));
+            let Ok(at) = chrono::DateTime::parse_from_rfc3339(at.trim()) else {
+                return error(400, "modifiedAt is not a range of RFC 3339 times");
+            };
+            bounds.push((op.to_owned(), at));
+        }
+    }
+    let mut entries: Vec<&Value> = state
+        .entries
+        .values()
+        .filter(|e| {
+            ["projectId", "folderId"]
+                .iter()
+                .all(|key| params.get(*key).is_none_or(|want| e[*key] == want.as_str()))
+        })
+        .filter(|e| {
+            let Some(at) = modified(e) else {
+                return bounds.is_empty();
+            };
+            bounds.iter().all(|(op, bound)| match op.as_str() {
+                ">=" => at >= *bound,
+                ">" => at > *bound,
+                "<" => at < *bound,
+                "<=" => at <= *bound,
+                _ => false,
+            })
+        })
+        .collect();
+    entries.sort_by(|a, b| {
+        modified(b)
+            .cmp(&modified(a))
+            .then(a["id"].as_str().cmp(&b["id"].as_str()))
+    });
+    let size: usize = params
+        .get("pageSize")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, 50);
+    let start: usize = match params.get("nextToken") {
+        Some(token) => match token.strip_prefix("page-").and_then(|n| n.parse().ok()) {
+            Some(start) => start,
+            None => return error(400, "invalid nextToken"),
+        },
+        None => 0,
+    };
+    let page: Vec<&Value> = entries.iter().skip(start).take(size).copied().collect();
+    let next = start + page.len();
+    let next_token = if next < entries.len() {
+        json!(format!("page-{next}"))
+    } else {
+        json!("")
+    };
+    ok(200, &json!({"entries": page, "nextToken": next_token}))
 }
 
 fn bulk_get(state: &State, collection: &str, query: &str) -> StubResponse {

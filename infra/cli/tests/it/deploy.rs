@@ -168,6 +168,10 @@ fn deployments(home: &Path, profile: &str) -> Vec<Value> {
 /// The template's parameters and recorded options for `prod` and `dev`, with a queue per
 /// environment tagged by its image tag, so a new tag changes a resource.
 fn reduced_template() -> String {
+    reduced_template_of(&["prod", "dev"])
+}
+
+fn reduced_template_of(environments: &[&str]) -> String {
     let mut parameters = Map::new();
     for name in [
         "PackageBucket",
@@ -182,7 +186,11 @@ fn reduced_template() -> String {
         parameters.insert(name.into(), json!({"Type": "String", "Default": ""}));
     }
     let mut resources = Map::new();
-    for env in ["Prod", "Dev"] {
+    let titles: Vec<String> = environments
+        .iter()
+        .map(|e| e[..1].to_uppercase() + &e[1..])
+        .collect();
+    for env in &titles {
         for name in ["BenchlingSecretARN", "ImageTag"] {
             parameters.insert(
                 format!("{env}{name}"),
@@ -197,7 +205,7 @@ fn reduced_template() -> String {
         );
     }
     json!({
-        "Metadata": {"BenchlingWebhook": {"environments": ["prod", "dev"]}},
+        "Metadata": {"BenchlingWebhook": {"environments": environments}},
         "Parameters": parameters,
         "Resources": resources
     })
@@ -416,4 +424,76 @@ async fn the_real_template_goes_through_a_change_set_that_is_shown_then_discarde
         "the declined change set's empty stack is deleted: {status:?}"
     );
     assert!(deployments(home.path(), "default").is_empty());
+}
+
+fn destroy(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_benchling-webhook"))
+        .arg("destroy")
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
+        .envs(Moto::shared().env())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn destroy_asks_then_deletes_the_last_environment_stack_and_keeps_the_bucket() {
+    let workgroup = Moto::unique_name("wg");
+    create_workgroup(&workgroup).await;
+    let world = World::new(&workgroup, &["0.1.0"]).await;
+    let home = tempfile::tempdir().unwrap();
+    profiles::write(home.path(), "default", &world.profile("0.1.0"));
+    let template = home.path().join("reduced.json");
+    std::fs::write(&template, reduced_template_of(&["prod"])).unwrap();
+    let created = deploy(
+        home.path(),
+        &["--yes", "--template", template.to_str().unwrap()],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+
+    let unasked = destroy(home.path(), &[]);
+    assert_eq!(unasked.status.code(), Some(1));
+    assert!(stderr(&unasked).contains("--yes"), "{}", stderr(&unasked));
+    assert!(
+        stderr(&unasked).contains("the bucket and its packages stay"),
+        "{}",
+        stderr(&unasked)
+    );
+    assert_eq!(parameters(&world.stack).await["status"], "CREATE_COMPLETE");
+
+    let destroyed = destroy(home.path(), &["--yes", "--output", "json"]);
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    let said: Value = serde_json::from_str(&stdout(&destroyed)).unwrap();
+    assert_eq!(said["destroyed"]["status"], "DELETE_COMPLETE", "{said:#}");
+    let moto = Moto::shared();
+    let cloudformation = aws_sdk_cloudformation::Client::new(&moto.sdk_config().await);
+    let gone = cloudformation
+        .describe_stacks()
+        .stack_name(&world.stack)
+        .send()
+        .await;
+    assert!(
+        gone.map_or(true, |d| d.stacks().iter().all(|s| s
+            .stack_status()
+            .is_some_and(|s| s.as_str() == "DELETE_COMPLETE"))),
+        "the stack is deleted"
+    );
+    moto.s3_client()
+        .await
+        .head_bucket()
+        .bucket(&world.bucket)
+        .send()
+        .await
+        .expect("the package bucket stays");
+    let recorded = deployments(home.path(), "default");
+    assert_eq!(recorded.last().unwrap()["changeSet"], "delete-stack");
+
+    let again = destroy(home.path(), &["--yes"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("nothing to destroy"),
+        "{}",
+        stdout(&again)
+    );
 }

@@ -1,5 +1,6 @@
 //! The crate's integration tests, in one test binary (each `tests/*.rs` would link its own).
 
+mod backfill;
 mod config;
 mod deploy;
 mod image;
@@ -8,3 +9,4 @@ mod manifest;
 mod profiles;
 mod redrive;
 mod secret;
+mod status;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::profiles::{self, stderr};
 
 /// Each queue of `prod` with a dead-letter queue, and the stack's queue URL outputs.
-fn template(prefix: &str) -> String {
+pub fn template(prefix: &str) -> String {
     let mut resources = Map::new();
     let mut outputs = Map::new();
     for (title, fifo) in [

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bw_contracts::{CanvasId, EntryId};
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +23,46 @@ use crate::model::{
 
 /// Ids per bulk-get request; Benchling caps bulk gets, 100 stays under every documented limit.
 const BULK_CHUNK: usize = 100;
+
+/// Entries per `GET /entries` page: Benchling's maximum.
+const ENTRY_PAGE: usize = 50;
+
+/// Which entries [`BenchlingClient::list_entries`] lists; every field given must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryFilter {
+    /// Entries of this project (`src_…`).
+    pub project_id: Option<String>,
+    /// Entries of this folder (`lib_…`).
+    pub folder_id: Option<String>,
+    /// Modified at or after this time.
+    pub modified_from: Option<DateTime<Utc>>,
+    /// Modified before this time.
+    pub modified_before: Option<DateTime<Utc>>,
+}
+
+impl EntryFilter {
+    /// The `modifiedAt` query Benchling takes (`>= 2024-01-01T00:00:00Z AND < …`).
+    fn modified_at(&self) -> Option<String> {
+        let format = |at: &DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let parts: Vec<String> = [
+            self.modified_from.map(|at| format!(">= {}", format(&at))),
+            self.modified_before.map(|at| format!("< {}", format(&at))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(" AND "))
+    }
+}
+
+/// One page of entries.
+#[derive(Clone, Debug)]
+pub struct EntryPage {
+    /// The entries.
+    pub entries: Vec<Entry>,
+    /// The next page's token; `None` on the last page.
+    pub next_token: Option<String>,
+}
 
 /// A Benchling API client. Clones share the token, the rate limiter and the connection pool.
 #[derive(Clone)]
@@ -51,6 +92,48 @@ impl BenchlingClient {
             .filter(Value::is_object)
             .ok_or_else(|| invalid(&call, "no `entry` object"))?;
         Entry::from_value(raw).map_err(|e| invalid(&call, e))
+    }
+
+    /// `GET /entries`: one page of the entries `filter` selects, newest first as Benchling
+    /// orders them, and the token of the next page (`None` on the last).
+    pub async fn list_entries(
+        &self,
+        filter: &EntryFilter,
+        next_token: Option<&str>,
+    ) -> Result<EntryPage, BenchlingError> {
+        let mut call = Call::new(Method::GET, &["entries"]);
+        call.query.push(("pageSize", ENTRY_PAGE.to_string()));
+        if let Some(project) = &filter.project_id {
+            call.query.push(("projectId", project.clone()));
+        }
+        if let Some(folder) = &filter.folder_id {
+            call.query.push(("folderId", folder.clone()));
+        }
+        if let Some(range) = filter.modified_at() {
+            call.query.push(("modifiedAt", range));
+        }
+        if let Some(token) = next_token {
+            call.query.push(("nextToken", token.to_owned()));
+        }
+        let mut body = self.transport.execute(&call).await?;
+        let raw = match body.get_mut("entries").map(Value::take) {
+            Some(Value::Array(raw)) => raw,
+            _ => return Err(invalid(&call, "no `entries` array")),
+        };
+        let entries = raw
+            .into_iter()
+            .map(Entry::from_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&call, e))?;
+        let next_token = body
+            .get("nextToken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        Ok(EntryPage {
+            entries,
+            next_token,
+        })
     }
 
     /// `POST /exports {"id": entry}`: starts an export and returns its task.

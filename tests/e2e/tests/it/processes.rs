@@ -24,7 +24,8 @@ use serde_json::Value;
 
 /// The OAuth client the Benchling stand-in accepts and the secret names.
 const CLIENT_ID: &str = "e2e-processes-client";
-const CLIENT_SECRET: &str = "e2e-processes-secret-DO-NOT-LOG";
+/// The client secret the secret holds; it must never appear in any output.
+pub const CLIENT_SECRET: &str = "e2e-processes-secret-DO-NOT-LOG";
 
 /// The app the secret names (as [`secret_json`] writes it), whose keys the JWKS stand-in serves.
 const APP: &str = "appdef_standin";
@@ -34,6 +35,9 @@ const VISIBILITY_SECS: u64 = 5;
 
 /// The processes, by binary name.
 pub const PROCESSES: [&str; 5] = ["ingress", "exporter", "packager", "canvas", "quilt-standin"];
+
+/// The operator CLI, built with the processes and run against them as a deployed environment.
+pub const OPERATOR_CLI: &str = "benchling-webhook";
 
 /// The release binaries' folder: `BW_E2E_BIN_DIR` when set (binaries built elsewhere, e.g.
 /// copied out of the image), else `target/release`, built once per test run with the same
@@ -56,7 +60,7 @@ pub fn binaries() -> &'static Path {
             .current_dir(workspace())
             .args(["build", "--release", "--locked", "--target-dir"])
             .arg(target);
-        for name in PROCESSES {
+        for name in PROCESSES.into_iter().chain([OPERATOR_CLI]) {
             build.args(["--bin", name]);
         }
         let status = build.status().expect("run cargo build --release");
@@ -528,6 +532,71 @@ impl System {
             depth(self.world.dead_letters[&queue].clone()).await,
             depth(self.world.queues[&queue].clone()).await,
         )
+    }
+
+    /// Makes this system look deployed to the operator CLI, as environment `prod` of a stack on
+    /// moto whose outputs name its queues and its ingress, and writes a profile for it. Returns
+    /// the `XDG_CONFIG_HOME` holding the profile.
+    pub async fn as_deployed(&self) -> tempfile::TempDir {
+        use bw_stack::service::QueueKind;
+        let stack = Moto::unique_name("BenchlingWebhookStack");
+        let env: bw_stack::EnvironmentName = "prod".parse().unwrap();
+        let mut outputs = serde_json::Map::new();
+        for (kind, queue) in [
+            (QueueKind::Export, QueueName::EXPORT),
+            (QueueKind::Render, QueueName::RENDER),
+            (QueueKind::Canvas, QueueName::CANVAS),
+            (QueueKind::PackageEvents, QueueName::PACKAGE_EVENTS),
+        ] {
+            outputs.insert(
+                kind.output_name(&env),
+                serde_json::json!({"Value": self.world.queues[&queue]}),
+            );
+        }
+        outputs.insert(
+            "ProdWebhookUrl".into(),
+            serde_json::json!({"Value": self.url()}),
+        );
+        let template = serde_json::json!({
+            "Metadata": {"BenchlingWebhook": {"environments": ["prod"]}},
+            "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": outputs
+        });
+        aws_sdk_cloudformation::Client::new(&self.moto.sdk_config().await)
+            .create_stack()
+            .stack_name(&stack)
+            .template_body(template.to_string())
+            .send()
+            .await
+            .expect("the operator's stack");
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("benchling-webhook/default");
+        std::fs::create_dir_all(&dir).unwrap();
+        let profile = serde_json::json!({
+            "schemaVersion": 1,
+            "stack": {"name": stack, "region": "us-east-1"},
+            "environment": "prod",
+            "quilt": {"stackArn": "arn:aws:cloudformation:us-east-1:123456789012:stack/quilt/1"},
+            "benchling": {
+                "tenant": "standin", "clientId": CLIENT_ID, "appDefinitionId": APP,
+                "secret": self.world.secret
+            },
+            "packages": {"bucket": self.world.bucket}
+        });
+        std::fs::write(dir.join("config.json"), profile.to_string()).unwrap();
+        home
+    }
+
+    /// Runs the operator CLI with `args` and the profile of [`Self::as_deployed`] in `home`.
+    pub fn operator(&self, home: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(binaries().join(OPERATOR_CLI))
+            .args(args)
+            .env_clear()
+            .envs(self.moto.env())
+            .env("XDG_CONFIG_HOME", home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the operator CLI")
     }
 
     /// Drops every message waiting in `queue`, as a message lost on its way would be.

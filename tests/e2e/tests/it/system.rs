@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::harness::{fixture, markdown};
-use crate::processes::{Options, System, binaries, eventually};
+use crate::processes::{CLIENT_SECRET, Options, System, binaries, eventually};
 
 /// The fixture entry's package.
 const PACKAGE: &str = "benchling/EXP25000007";
@@ -223,9 +223,69 @@ async fn an_entry_update_becomes_one_package_revision_and_an_updated_canvas() {
         assert!(markdown(&created).contains("✅ *Updated at "), "{created}");
         assert_eq!(exports(&system), 1, "one export");
         assert_drained(&system).await;
+        operator_sees_the_published_entry(&system).await;
         system.stop().await;
     })
     .await;
+}
+
+/// The operator CLI, pointed at this system as a deployed environment: `health` finds it
+/// healthy, `status` shows its queues drained, and `status --entry` the version announced,
+/// Quilt's revision holding it, and the canvas created.
+async fn operator_sees_the_published_entry(system: &System) {
+    let home = system.as_deployed().await;
+    let json = |output: std::process::Output| -> Value {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let health = json(system.operator(home.path(), &["health", "--output", "json"]));
+    assert_eq!(health["verdict"], "healthy", "{health:#}");
+    assert_eq!(health["ready"]["status"], "ready");
+    assert!(
+        !health["config"].to_string().contains(CLIENT_SECRET),
+        "/config shows no secret"
+    );
+
+    let status = json(system.operator(home.path(), &["status", "--output", "json"]));
+    let queues = status["environments"][0]["queues"].as_array().unwrap();
+    assert_eq!(queues.len(), 4, "{status:#}");
+    for queue in queues {
+        assert_eq!(
+            (&queue["waiting"], &queue["deadLetters"]),
+            (&json!(0), &json!(0)),
+            "{status:#}"
+        );
+    }
+
+    let entry = json(system.operator(
+        home.path(),
+        &["status", "--entry", FIXTURE_ENTRY_ID, "--output", "json"],
+    ));
+    assert_eq!(entry["awaitingPackaging"], json!([]), "{entry:#}");
+    let revisions = entry["revisions"].as_array().unwrap();
+    assert_eq!(revisions.len(), 1, "{entry:#}");
+    let announced = entry["published"]["version"].as_str().unwrap();
+    let built: chrono::DateTime<chrono::Utc> = revisions[0]["modifiedAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        bw_contracts::bookkeeping::version_tag(&built),
+        announced,
+        "Quilt built the version announced"
+    );
+    assert_eq!(entry["published"]["package"], PACKAGE);
+    assert_eq!(
+        entry["canvas"]["canvasId"],
+        json!(recorded_canvas(system).await)
+    );
+    assert_eq!(entry["deadLettered"], json!([]));
+    assert_eq!(entry["lastFailure"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -357,6 +417,19 @@ async fn services_started_before_their_secret_wait_for_it_then_work_without_a_re
                 );
             }
         }
+        // The operator's health check says why, from the ingress's own readiness.
+        let home = system.as_deployed().await;
+        let unready = system.operator(home.path(), &["health", "--output", "json"]);
+        assert_eq!(unready.status.code(), Some(1));
+        let said: Value = serde_json::from_slice(&unready.stdout).unwrap();
+        assert_eq!(said["verdict"], "not ready", "{said:#}");
+        assert!(
+            said["problems"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("secret: "),
+            "{said:#}"
+        );
         system.create_secret().await;
         system.wait_ready().await;
         for name in ["ingress", "exporter", "packager", "canvas", "quilt-standin"] {
