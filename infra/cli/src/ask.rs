@@ -26,6 +26,28 @@ pub fn confirm(question: &str, declined: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks `question` on the terminal and returns the trimmed answer, or `default` for an empty
+/// one (shown in brackets when not empty).
+///
+/// # Errors
+/// When the input ends before an answer.
+pub fn prompt(question: &str, default: Option<&str>) -> anyhow::Result<String> {
+    match default.filter(|d| !d.is_empty()) {
+        Some(default) => eprint!("{question} [{default}]: "),
+        None => eprint!("{question}: "),
+    }
+    let mut answer = String::new();
+    let read = std::io::stdin()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    anyhow::ensure!(read > 0, "no answer to {question:?}: the input ended");
+    let answer = answer.trim();
+    Ok(match (answer.is_empty(), default) {
+        (true, Some(default)) => default.to_owned(),
+        _ => answer.to_owned(),
+    })
+}
+
 /// A spinner on standard error for a wait of unknown length; drawn only on a terminal.
 pub fn spinner(message: impl Into<String>) -> ProgressBar {
     let bar = ProgressBar::new_spinner().with_message(message.into());

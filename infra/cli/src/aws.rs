@@ -22,11 +22,12 @@ pub fn region_of(profile: &Profile) -> Option<String> {
     })
 }
 
-/// What AWS said about a failed call: the service's message, else the SDK's error chain.
+/// What AWS said about a failed call: the service's message; else the SDK's error chain and,
+/// when the answer could not be read, the start of what was answered.
 pub fn message<E, R>(error: &aws_sdk_cloudformation::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Answered,
 {
     use aws_sdk_cloudformation::error::ProvideErrorMetadata as _;
     if let Some(message) = error.message() {
@@ -39,5 +40,27 @@ where
         text.push_str(&cause.to_string());
         source = cause.source();
     }
+    if let Some(answer) = error.raw_response().and_then(Answered::excerpt) {
+        text.push_str(&format!(" (the service answered: {answer})"));
+    }
     text
+}
+
+/// A raw HTTP answer whose body can be shown.
+pub trait Answered {
+    /// The status and the body's first 300 characters, when there is a body.
+    fn excerpt(&self) -> Option<String>;
+}
+
+impl Answered for aws_sdk_cloudformation::config::http::HttpResponse {
+    fn excerpt(&self) -> Option<String> {
+        let body = std::str::from_utf8(self.body().bytes()?).ok()?.trim();
+        (!body.is_empty()).then(|| {
+            format!(
+                "HTTP {}: {}",
+                self.status().as_u16(),
+                body.chars().take(300).collect::<String>()
+            )
+        })
+    }
 }

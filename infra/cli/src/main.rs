@@ -105,12 +105,22 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err((e, _)) if e.is::<UsageError>() => {
+            eprintln!("benchling-webhook: {e:#}");
+            ExitCode::from(2)
+        }
         Err((e, code)) => {
             eprintln!("benchling-webhook: {e:#}");
             ExitCode::from(code)
         }
     }
 }
+
+/// A command used wrongly in a way clap cannot tell (a value neither given nor asked for):
+/// exits 2 like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 /// Runs an AWS command on a runtime of its own.
 fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {

@@ -112,7 +112,10 @@ pub async fn run(args: &RedriveArgs, output: Output) -> anyhow::Result<()> {
     }
     let mut moved = Vec::new();
     for lane in &lanes {
-        moved.push((lane.kind, lane.waiting, redrive(lane).await?));
+        let progress =
+            crate::ask::spinner(format!("{}: moving {}", lane.kind.title(), lane.waiting));
+        moved.push((lane.kind, lane.waiting, redrive(lane, &progress).await?));
+        progress.finish_and_clear();
     }
     match output {
         Output::Json => {
@@ -145,7 +148,7 @@ fn confirm(lanes: &[Lane]) -> anyhow::Result<()> {
 }
 
 /// Moves up to `lane.waiting` messages; returns how many moved.
-async fn redrive(lane: &Lane) -> anyhow::Result<u64> {
+async fn redrive(lane: &Lane, progress: &indicatif::ProgressBar) -> anyhow::Result<u64> {
     let mut moved = 0;
     while moved < lane.waiting {
         let batch = lane.dead_letter.receive(10, Duration::from_secs(1)).await?;
@@ -168,6 +171,11 @@ async fn redrive(lane: &Lane) -> anyhow::Result<u64> {
             lane.source.send(copy).await?;
             lane.dead_letter.delete(&message.receipt).await?;
             moved += 1;
+            progress.set_message(format!(
+                "{}: {moved} of {} moved back",
+                lane.kind.title(),
+                lane.waiting
+            ));
         }
     }
     Ok(moved)

@@ -424,6 +424,21 @@ async fn the_real_template_goes_through_a_change_set_that_is_shown_then_discarde
         "the declined change set's empty stack is deleted: {status:?}"
     );
     assert!(deployments(home.path(), "default").is_empty());
+
+    // Executed, the real template fails on moto (its API Gateway wants the methods before the
+    // REST API): the failure is reported with CloudFormation's reason and recorded.
+    let failed = deploy(home.path(), &["--yes"]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        stderr(&failed).contains("the deployment failed")
+            && stderr(&failed).contains("doesn't contain any methods"),
+        "{}",
+        stderr(&failed)
+    );
+    let recorded = deployments(home.path(), "default");
+    assert_eq!(recorded.len(), 1, "{recorded:#?}");
+    assert_eq!(recorded[0]["outcome"], "failed");
+    assert!(recorded[0]["reason"].as_str().unwrap().contains("methods"));
 }
 
 fn destroy(home: &Path, args: &[&str]) -> Output {

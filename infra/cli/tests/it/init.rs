@@ -154,3 +154,77 @@ async fn a_stack_without_an_output_or_catalog_is_named() {
     let usage = init(home.path(), &[]);
     assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
 }
+
+/// The interactive `init`, driven in a pseudo-terminal as an operator would answer it: the
+/// required values asked for, defaults taken on an empty answer, the profile written.
+#[tokio::test]
+async fn init_on_a_terminal_asks_for_what_its_flags_did_not_give() {
+    let host = format!("{}.quilt.example.com", Moto::unique_name("asked"));
+    let arn = create_stack(&Moto::unique_name("quilt"), quilt_template(&host, true)).await;
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_benchling-webhook"));
+    command
+        .args(["init", "--profile", "asked", "--tenant", "acme"])
+        .env("XDG_CONFIG_HOME", home.path())
+        .envs(Moto::shared().env());
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut session = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+        session
+            .exp_string("Quilt stack ARN, or the catalog's host: ")
+            .unwrap();
+        session.send_line(&host).unwrap();
+        session.exp_string("workgroup quilt-tabulator").unwrap();
+        session.exp_string("Environment [prod]: ").unwrap();
+        session.send_line("").unwrap();
+        session.exp_string("Benchling app client id: ").unwrap();
+        // An empty answer to a required question is asked again.
+        session.send_line("").unwrap();
+        session.exp_string("a value is needed").unwrap();
+        session.exp_string("Benchling app client id: ").unwrap();
+        session.send_line("client-7").unwrap();
+        session
+            .exp_string("Benchling app definition id (appdef_...): ")
+            .unwrap();
+        session.send_line("appdef_7").unwrap();
+        session
+            .exp_string("Quilt bucket for the packages: ")
+            .unwrap();
+        session.send_line("acme-packages").unwrap();
+        session
+            .exp_string("Secrets Manager secret for the app's credentials [benchling-webhook/BenchlingWebhookStack/prod]: ")
+            .unwrap();
+        session.send_line("").unwrap();
+        session.exp_string("ECR repository of the image").unwrap();
+        session
+            .send_line("123456789012.dkr.ecr.us-east-1.amazonaws.com/bw")
+            .unwrap();
+        session.exp_string("wrote profile \"asked\"").unwrap();
+        session.exp_eof().unwrap();
+    });
+    answers.await.unwrap();
+    let written: Value = serde_json::from_slice(
+        &std::fs::read(home.path().join("benchling-webhook/asked/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        written["quilt"]["stackArn"],
+        arn.as_str(),
+        "found by its catalog"
+    );
+    assert_eq!(written["environment"], "prod");
+    assert_eq!(
+        written["benchling"]["tenant"], "acme",
+        "a flag is not asked again"
+    );
+    assert_eq!(written["benchling"]["clientId"], "client-7");
+    assert_eq!(written["benchling"]["appDefinitionId"], "appdef_7");
+    assert_eq!(
+        written["benchling"]["secret"],
+        "benchling-webhook/BenchlingWebhookStack/prod"
+    );
+    assert_eq!(written["packages"]["bucket"], "acme-packages");
+    assert_eq!(
+        written["image"]["repository"],
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/bw"
+    );
+}

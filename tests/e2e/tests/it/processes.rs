@@ -2,7 +2,8 @@
 //! packager stand-in, as separate processes on SQS, S3 and Secrets Manager (moto), with the
 //! Benchling and JWKS stand-ins over HTTP on loopback. The queues, their dead-letter queues, the
 //! bucket and the secret are made by compose's init script (`compose/init/init.py`), so every
-//! run also proves that script.
+//! run also proves that script. The operator CLI's release binary is run against the processes
+//! as against a deployed environment ([`System::as_deployed`]).
 //!
 //! The tests of this harness must take turns (see `system::bounded`): they share one moto,
 //! whose Athena answers the next query of the whole server with the result queued last.
