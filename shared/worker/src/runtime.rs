@@ -335,6 +335,7 @@ async fn run_chain<H: Handler>(
 /// Runs one message to one outcome and logs it once.
 async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
     let started = Instant::now();
+    let decoded = H::Job::decode(&message.body);
     let span = tracing::info_span!(
         "job",
         queue = shared.queue.name(),
@@ -344,13 +345,15 @@ async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
         outcome = field::Empty,
         detail = field::Empty,
     );
+    // The remote parent must be set before the span is first entered: once entered, the span
+    // has started its own trace, and a parent set later is ignored.
+    if let Ok((_, Some(traceparent))) = &decoded {
+        bw_telemetry::set_parent(&span, traceparent);
+    }
     let outcome = async {
-        match H::Job::decode(&message.body) {
+        match decoded {
             Err(e) => shared.dead_letter(&message, None, &e).await,
-            Ok((job, traceparent)) => {
-                if let Some(traceparent) = &traceparent {
-                    bw_telemetry::set_parent(&tracing::Span::current(), traceparent);
-                }
+            Ok((job, _)) => {
                 if let Some(entry) = job.entry_id() {
                     tracing::Span::current().record("entry_id", entry.as_str());
                 }

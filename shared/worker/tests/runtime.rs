@@ -48,6 +48,8 @@ struct Recorder {
     /// (group, n, start, end) per attempt.
     runs: Mutex<Vec<(String, u32, Instant, Instant)>>,
     dead: Mutex<Vec<(Option<u32>, String)>>,
+    /// The trace context each attempt ran in, as a job it sends would carry it.
+    traces: Mutex<Vec<Option<String>>>,
 }
 
 impl Recorder {
@@ -66,6 +68,10 @@ impl Handler for Recorder {
 
     async fn handle(&self, job: &Note, context: &JobContext) -> Result<String, Failure> {
         let start = Instant::now();
+        self.traces
+            .lock()
+            .unwrap()
+            .push(bw_telemetry::current_traceparent());
         let result = match &job.behaviour {
             Behaviour::Succeed => Ok(()),
             Behaviour::FailTransientlyOnce if context.receive_count == 1 => {
@@ -144,6 +150,52 @@ async fn run_until(
 
 async fn is_empty(queue: &dyn Queue) -> bool {
     queue.receive(10, Duration::ZERO).await.unwrap().is_empty()
+}
+
+/// The process's telemetry, as a service installs it (logs at WARN, spans not exported).
+fn telemetry() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let telemetry = bw_telemetry::init(&bw_telemetry::TelemetryConfig {
+            service_name: "worker-test".into(),
+            service_version: None,
+            log_level: Some("warn".into()),
+            format: bw_telemetry::LogFormat::Json,
+            otlp_endpoint: None,
+        })
+        .expect("telemetry installs once");
+        // Kept for the whole test process, as a service keeps it until it exits.
+        std::mem::forget(telemetry);
+    });
+}
+
+#[tokio::test]
+async fn a_job_runs_in_the_trace_of_the_span_that_sent_it() {
+    telemetry();
+    let (queue, _) = fifo(Duration::from_secs(30));
+    let producer = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let job = Note {
+        group: "traced".into(),
+        n: 1,
+        behaviour: Behaviour::Succeed,
+    };
+    queue
+        .send(OutgoingMessage::job(job, Some(producer.into())))
+        .await
+        .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    run_until(queue.clone(), options(), recorder.clone(), |r| {
+        !r.runs.lock().unwrap().is_empty()
+    })
+    .await;
+    let traces = recorder.traces.lock().unwrap().clone();
+    let seen = traces[0].as_deref().expect("the job ran in a traced span");
+    assert_eq!(
+        bw_telemetry::trace_id_of(seen),
+        bw_telemetry::trace_id_of(producer),
+        "the job's span continues the producer's trace"
+    );
+    assert_ne!(&seen[36..52], &producer[36..52], "in a span of its own");
 }
 
 #[tokio::test]

@@ -268,10 +268,12 @@ impl Drop for Process {
 }
 
 /// How to start the system.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Start the services before their secret exists.
     pub secret_missing: bool,
+    /// Every process exports its spans to this OTLP/HTTP endpoint.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The running system and the stand-ins around it.
@@ -325,6 +327,13 @@ impl System {
                 ]
                 .map(|(k, v)| (k.to_owned(), v.to_owned())),
             )
+            .chain(options.otlp_endpoint.iter().flat_map(|endpoint| {
+                [
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()),
+                    // Batches leave every 200 ms rather than every 5 s.
+                    ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()),
+                ]
+            }))
             .collect();
         let own: [(&str, Vec<(String, String)>); 5] = [
             (

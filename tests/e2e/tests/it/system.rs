@@ -229,6 +229,76 @@ async fn an_entry_update_becomes_one_package_revision_and_an_updated_canvas() {
     .await;
 }
 
+/// One trace per webhook across processes: with every process exporting to one OTLP receiver,
+/// an entry webhook's ingress span is the root of the exporter's, the packager's and the canvas
+/// worker's job spans, through the `traceparent` each job carries.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_trace_follows_a_webhook_through_all_four_processes() {
+    bounded(async {
+        let sink = bw_testkit::otlp::OtlpSink::start();
+        let system = System::start(Options {
+            otlp_endpoint: Some(sink.endpoint()),
+            ..Options::default()
+        })
+        .await;
+        publish(&system, &attachments(), 0).await;
+        let workers = ["exporter", "packager", "canvas"];
+        let in_trace = |spans: &[bw_testkit::otlp::SinkSpan], root: &str, service: &str| {
+            spans
+                .iter()
+                .any(|s| s.name == "job" && s.trace_id == root && s.service_name.contains(service))
+        };
+        let spans = tokio::task::block_in_place(|| {
+            sink.wait_for(
+                |spans| {
+                    spans.iter().filter(|s| s.name == "webhook").any(|root| {
+                        workers
+                            .iter()
+                            .all(|service| in_trace(spans, &root.trace_id, service))
+                    })
+                },
+                Duration::from_secs(30),
+            )
+        });
+        system.stop().await;
+        let summary: Vec<String> = spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} trace {} parent {:?}",
+                    s.service_name, s.name, s.trace_id, s.parent_span_id
+                )
+            })
+            .collect();
+        let roots: Vec<_> = spans.iter().filter(|s| s.name == "webhook").collect();
+        assert_eq!(roots.len(), 1, "one webhook span: {summary:#?}");
+        let root = roots[0];
+        assert!(root.service_name.contains("ingress"), "{summary:#?}");
+        assert_eq!(
+            root.parent_span_id, "",
+            "the ingress span is the root: {summary:#?}"
+        );
+        for service in workers {
+            assert!(
+                in_trace(&spans, &root.trace_id, service),
+                "the {service} job is in the webhook's trace: {summary:#?}"
+            );
+        }
+        let others_rooted: Vec<&String> = spans
+            .iter()
+            .zip(&summary)
+            .filter(|(s, _)| s.trace_id == root.trace_id && s.parent_span_id.is_empty())
+            .map(|(_, line)| line)
+            .filter(|line| !line.contains(" webhook "))
+            .collect();
+        assert!(
+            others_rooted.is_empty(),
+            "one root in the trace: {others_rooted:#?}"
+        );
+    })
+    .await;
+}
+
 /// The operator CLI, pointed at this system as a deployed environment: `health` finds it
 /// healthy, `status` shows its queues drained, and `status --entry` the version announced,
 /// Quilt's revision holding it, and the canvas created.
@@ -402,6 +472,7 @@ async fn services_started_before_their_secret_wait_for_it_then_work_without_a_re
     bounded(async {
         let mut system = System::start(Options {
             secret_missing: true,
+            ..Options::default()
         })
         .await;
         let pids: Vec<u32> = system.processes.values().map(|p| p.pid()).collect();
