@@ -13,6 +13,17 @@ pub async fn config(region: Option<String>) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The profile's deployment region and the AWS configuration in it, for commands that change
+/// the stack.
+///
+/// # Errors
+/// When the profile names no region, directly or through its Quilt stack's ARN.
+pub async fn deployment(profile: &Profile) -> anyhow::Result<(String, aws_config::SdkConfig)> {
+    let region = region_of(profile)
+        .ok_or_else(|| anyhow::anyhow!("the profile names no region: set stack.region"))?;
+    Ok((region.clone(), config(Some(region)).await))
+}
+
 /// The profile's deployment region: its stack's, else the Quilt stack's.
 pub fn region_of(profile: &Profile) -> Option<String> {
     profile.stack.region.clone().or_else(|| {

@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::Output;
 use crate::profile::{DEFAULT_PROFILE, Profile, ProfileStore, write_atomic};
+use crate::stack::EnvironmentOutputs;
 
 /// Which entries, how fast.
 #[derive(Args, Debug)]
@@ -170,23 +171,11 @@ pub async fn run(args: &BackfillArgs, output: Output) -> anyhow::Result<()> {
     let export = if args.dry_run {
         None
     } else {
-        let outputs = crate::stack::outputs(
-            &aws_sdk_cloudformation::Client::new(&config),
-            &profile.stack.name,
-        )
-        .await?;
-        let name = bw_stack::service::QueueKind::Export.output_name(&profile.environment);
-        let url = outputs.get(&name).with_context(|| {
-            format!(
-                "the stack {} has no output {name}: is environment {} deployed?",
-                profile.stack.name,
-                profile.environment.as_str()
-            )
-        })?;
-        Some(SqsQueue::new(
-            aws_sdk_sqs::Client::new(&config),
-            url.clone(),
-        ))
+        let url = EnvironmentOutputs::read(&config, &profile)
+            .await?
+            .require(&bw_stack::service::QueueKind::Export.output_name(&profile.environment))?
+            .clone();
+        Some(SqsQueue::new(aws_sdk_sqs::Client::new(&config), url))
     };
     let filter = EntryFilter {
         project_id: scope.project.clone(),

@@ -66,9 +66,7 @@ fn name_value(text: &str) -> Result<(String, String), String> {
 pub async fn run(args: &DeployArgs, output: Output) -> anyhow::Result<()> {
     let store = ProfileStore::from_env()?;
     let profile = store.load(&args.profile)?;
-    let region =
-        crate::aws::region_of(&profile).context("the profile names no region: set stack.region")?;
-    let config = crate::aws::config(Some(region.clone())).await;
+    let (region, config) = crate::aws::deployment(&profile).await?;
     let cloudformation = Client::new(&config);
     let quilt_region = crate::quilt::arn_region(&profile.quilt.stack_arn)?.to_owned();
     let quilt = crate::quilt::by_arn(
@@ -92,12 +90,24 @@ pub async fn run(args: &DeployArgs, output: Output) -> anyhow::Result<()> {
         );
     }
     let existing = deployed.as_ref().filter(|s| !s.is_empty());
+    // Read once: it gives the recorded options and tells an unchanged deploy.
+    let deployed_template = match existing {
+        Some(_) => crate::stack::template(&cloudformation, &profile.stack.name).await?,
+        None => None,
+    };
 
     let template = match &args.template {
         Some(path) => read_template(path)?,
         None => {
             let recorded = match existing {
-                Some(_) => crate::stack::options(&cloudformation, &profile.stack.name).await?,
+                Some(_) => {
+                    crate::stack::options_in(
+                        &cloudformation,
+                        &profile.stack.name,
+                        deployed_template.as_ref(),
+                    )
+                    .await?
+                }
                 None => None,
             };
             let options = options(&profile, existing, recorded, args.adopt)?;
@@ -167,10 +177,7 @@ pub async fn run(args: &DeployArgs, output: Output) -> anyhow::Result<()> {
         && values
             .iter()
             .all(|(k, v)| stack.parameters.get(k) == Some(v))
-        && crate::stack::template(&cloudformation, &profile.stack.name)
-            .await?
-            .as_ref()
-            == Some(&template)
+        && deployed_template.as_ref() == Some(&template)
     {
         return nothing_to_deploy(&profile, &args.profile, output);
     }

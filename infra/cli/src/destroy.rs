@@ -32,9 +32,7 @@ pub struct DestroyArgs {
 pub async fn run(args: &DestroyArgs, output: Output) -> anyhow::Result<()> {
     let store = ProfileStore::from_env()?;
     let profile = store.load(&args.profile)?;
-    let region =
-        crate::aws::region_of(&profile).context("the profile names no region: set stack.region")?;
-    let config = crate::aws::config(Some(region.clone())).await;
+    let (region, config) = crate::aws::deployment(&profile).await?;
     let cloudformation = Client::new(&config);
     let name = &profile.stack.name;
     let Some(stack) = crate::stack::describe(&cloudformation, name).await? else {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::Output;
 use crate::profile::{DEFAULT_PROFILE, ProfileStore};
+use crate::stack::EnvironmentOutputs;
 
 /// Whose health.
 #[derive(Args, Debug)]
@@ -35,19 +36,10 @@ pub async fn run(args: &HealthArgs, output: Output) -> anyhow::Result<()> {
         None => {
             let profile = ProfileStore::from_env()?.load(&args.profile)?;
             let config = crate::aws::config(crate::aws::region_of(&profile)).await;
-            let outputs = crate::stack::outputs(
-                &aws_sdk_cloudformation::Client::new(&config),
-                &profile.stack.name,
-            )
-            .await?;
-            let name = format!("{}WebhookUrl", profile.environment.title());
-            outputs.get(&name).cloned().with_context(|| {
-                format!(
-                    "the stack {} has no output {name}: is environment {} deployed?",
-                    profile.stack.name,
-                    profile.environment.as_str()
-                )
-            })?
+            EnvironmentOutputs::read(&config, &profile)
+                .await?
+                .require(&format!("{}WebhookUrl", profile.environment.title()))?
+                .clone()
         }
     };
     let base = base.trim_end_matches('/').to_owned();

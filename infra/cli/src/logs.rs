@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use crate::Output;
 use crate::profile::{DEFAULT_PROFILE, ProfileStore};
+use crate::stack::EnvironmentOutputs;
 
 /// Whose logs, from when.
 #[derive(Args, Debug)]
@@ -80,19 +80,8 @@ const POLL: Duration = Duration::from_secs(2);
 pub async fn run(args: &LogsArgs, output: Output) -> anyhow::Result<()> {
     let profile = ProfileStore::from_env()?.load(&args.profile)?;
     let config = crate::aws::config(crate::aws::region_of(&profile)).await;
-    let outputs = crate::stack::outputs(
-        &aws_sdk_cloudformation::Client::new(&config),
-        &profile.stack.name,
-    )
-    .await?;
-    let name = format!("{}LogGroupName", profile.environment.title());
-    let group = outputs.get(&name).with_context(|| {
-        format!(
-            "the stack {} has no output {name}: is environment {} deployed?",
-            profile.stack.name,
-            profile.environment.as_str()
-        )
-    })?;
+    let outputs = EnvironmentOutputs::read(&config, &profile).await?;
+    let group = outputs.require(&format!("{}LogGroupName", profile.environment.title()))?;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let since = chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::MAX);
     let mut start = Utc::now() - since;

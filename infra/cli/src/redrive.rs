@@ -17,6 +17,7 @@ use clap::{Args, ValueEnum};
 
 use crate::Output;
 use crate::profile::{DEFAULT_PROFILE, ProfileStore};
+use crate::stack::EnvironmentOutputs;
 
 /// The attribute the workers put on a dead-lettered job.
 const FAILURE_REASON: &str = "failure_reason";
@@ -72,11 +73,7 @@ struct Lane {
 pub async fn run(args: &RedriveArgs, output: Output) -> anyhow::Result<()> {
     let profile = ProfileStore::from_env()?.load(&args.profile)?;
     let config = crate::aws::config(crate::aws::region_of(&profile)).await;
-    let outputs = crate::stack::outputs(
-        &aws_sdk_cloudformation::Client::new(&config),
-        &profile.stack.name,
-    )
-    .await?;
+    let outputs = EnvironmentOutputs::read(&config, &profile).await?;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let kinds: Vec<QueueKind> = match args.queue {
         Some(queue) => vec![queue.into()],
@@ -84,14 +81,7 @@ pub async fn run(args: &RedriveArgs, output: Output) -> anyhow::Result<()> {
     };
     let mut lanes = Vec::new();
     for kind in kinds {
-        let name = kind.output_name(&profile.environment);
-        let url = outputs.get(&name).with_context(|| {
-            format!(
-                "the stack {} has no output {name}: is environment {} deployed in it?",
-                profile.stack.name,
-                profile.environment.as_str()
-            )
-        })?;
+        let url = outputs.require(&kind.output_name(&profile.environment))?;
         let source = SqsQueue::new(sqs.clone(), url.clone());
         let dead_letter = source
             .dead_letter()

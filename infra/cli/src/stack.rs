@@ -96,16 +96,67 @@ pub async fn outputs(
     Ok(stack.outputs)
 }
 
+/// A deployed environment's stack outputs, each required by name.
+pub struct EnvironmentOutputs {
+    stack: String,
+    environment: String,
+    outputs: BTreeMap<String, String>,
+}
+
+impl EnvironmentOutputs {
+    /// The outputs of the profile's stack.
+    ///
+    /// # Errors
+    /// When the stack does not exist or CloudFormation cannot be asked.
+    pub async fn read(
+        config: &aws_config::SdkConfig,
+        profile: &crate::profile::Profile,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            outputs: outputs(&Client::new(config), &profile.stack.name).await?,
+            stack: profile.stack.name.clone(),
+            environment: profile.environment.as_str().to_owned(),
+        })
+    }
+
+    /// The output `name`.
+    ///
+    /// # Errors
+    /// When the stack has no such output, naming it and the environment.
+    pub fn require(&self, name: &str) -> anyhow::Result<&String> {
+        self.outputs.get(name).with_context(|| {
+            format!(
+                "the stack {} has no output {name}: is environment {} deployed in it?",
+                self.stack, self.environment
+            )
+        })
+    }
+}
+
 /// The options the stack's template records (see [`bw_stack::METADATA_KEY`]); `None` for a
 /// template that records none.
 ///
 /// # Errors
 /// When CloudFormation cannot be asked, or the record is damaged.
 pub async fn options(cloudformation: &Client, name: &str) -> anyhow::Result<Option<StackOptions>> {
+    let deployed = template(cloudformation, name).await?;
+    options_in(cloudformation, name, deployed.as_ref()).await
+}
+
+/// [`options`] of a stack whose template (`deployed`, as [`template`] read it) is already at
+/// hand.
+///
+/// # Errors
+/// As [`options`].
+pub async fn options_in(
+    cloudformation: &Client,
+    name: &str,
+    deployed: Option<&serde_json::Value>,
+) -> anyhow::Result<Option<StackOptions>> {
     // The template as deployed is JSON when this CLI deployed it; a YAML one (the AWS CLI's
     // deploy of `template`'s default output) is read through the summary, which gives its
     // metadata as JSON.
-    let metadata = match template(cloudformation, name).await? {
+    let metadata = match deployed {
         Some(template) => template.get("Metadata").cloned(),
         None => {
             let summary = cloudformation
@@ -113,12 +164,7 @@ pub async fn options(cloudformation: &Client, name: &str) -> anyhow::Result<Opti
                 .stack_name(name)
                 .send()
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "reading the template of the stack {name}: {}",
-                        crate::aws::message(&e)
-                    )
-                })?;
+                .map_err(|e| template_error(name, &e))?;
             summary
                 .metadata()
                 .map(serde_json::from_str)
@@ -145,13 +191,24 @@ pub async fn template(
         .stack_name(name)
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "reading the template of the stack {name}: {}",
-                crate::aws::message(&e)
-            )
-        })?;
+        .map_err(|e| template_error(name, &e))?;
     Ok(found
         .template_body()
         .and_then(|body| serde_json::from_str(body).ok()))
+}
+
+fn template_error<E>(
+    name: &str,
+    error: &aws_sdk_cloudformation::error::SdkError<
+        E,
+        aws_sdk_cloudformation::config::http::HttpResponse,
+    >,
+) -> anyhow::Error
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    anyhow::anyhow!(
+        "reading the template of the stack {name}: {}",
+        crate::aws::message(error)
+    )
 }

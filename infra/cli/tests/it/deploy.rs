@@ -4,7 +4,7 @@
 //! declares the same parameters.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use bw_testkit::moto::Moto;
 use serde_json::{Map, Value, json};
@@ -118,14 +118,7 @@ async fn create_workgroup(name: &str) {
 }
 
 fn deploy(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_benchling-webhook"))
-        .arg("deploy")
-        .args(args)
-        .env("XDG_CONFIG_HOME", home)
-        .envs(Moto::shared().env())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    profiles::run(home, "deploy", args)
 }
 
 async fn parameters(stack: &str) -> Map<String, Value> {
@@ -442,14 +435,7 @@ async fn the_real_template_goes_through_a_change_set_that_is_shown_then_discarde
 }
 
 fn destroy(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_benchling-webhook"))
-        .arg("destroy")
-        .args(args)
-        .env("XDG_CONFIG_HOME", home)
-        .envs(Moto::shared().env())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    profiles::run(home, "destroy", args)
 }
 
 #[tokio::test]

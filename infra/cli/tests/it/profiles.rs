@@ -2,7 +2,10 @@
 //! helpers every CLI test uses.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+
+use bw_queue::SqsQueue;
+use bw_testkit::moto::Moto;
 
 use serde_json::{Value, json};
 
@@ -41,4 +44,30 @@ pub fn stdout(output: &Output) -> String {
 /// A process's standard error, as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `benchling-webhook <command> <args>` with the profiles in `config_home`, against moto,
+/// with no terminal to ask on.
+pub fn run(config_home: &Path, command: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_benchling-webhook"))
+        .arg(command)
+        .args(args)
+        .env("XDG_CONFIG_HOME", config_home)
+        .envs(Moto::shared().env())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The queue named `name`.
+pub async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> SqsQueue {
+    let url = sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    SqsQueue::new(sqs.clone(), url)
 }

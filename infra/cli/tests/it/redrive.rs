@@ -2,10 +2,10 @@
 //! environment's four queues, their dead-letter queues and the outputs the CLI reads.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
+use bw_queue::{OutgoingMessage, Queue as _};
 use bw_testkit::moto::Moto;
 use serde_json::{Map, Value, json};
 
@@ -57,26 +57,7 @@ fn write_profile(home: &Path, stack: &str) {
 }
 
 fn redrive(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_benchling-webhook"))
-        .arg("redrive")
-        .args(args)
-        .env("XDG_CONFIG_HOME", home)
-        .envs(Moto::shared().env())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> SqsQueue {
-    let url = sqs
-        .get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    SqsQueue::new(sqs.clone(), url)
+    profiles::run(home, "redrive", args)
 }
 
 #[tokio::test]
@@ -95,8 +76,8 @@ async fn dead_lettered_jobs_go_back_to_their_queues_once_and_without_their_failu
     let home = tempfile::tempdir().unwrap();
     write_profile(home.path(), &stack);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let export_dlq = queue(&sqs, &format!("{prefix}-Export-dlq.fifo")).await;
-    let render_dlq = queue(&sqs, &format!("{prefix}-Render-dlq.fifo")).await;
+    let export_dlq = profiles::queue(&sqs, &format!("{prefix}-Export-dlq.fifo")).await;
+    let render_dlq = profiles::queue(&sqs, &format!("{prefix}-Render-dlq.fifo")).await;
     for n in 0..3 {
         let job = OutgoingMessage::new(format!("export {n}"))
             .group("etr_1")
@@ -135,7 +116,7 @@ async fn dead_lettered_jobs_go_back_to_their_queues_once_and_without_their_failu
     assert_eq!(export_dlq.depth().await.unwrap(), 0);
     assert_eq!(render_dlq.depth().await.unwrap(), 0);
 
-    let export = queue(&sqs, &format!("{prefix}-Export.fifo")).await;
+    let export = profiles::queue(&sqs, &format!("{prefix}-Export.fifo")).await;
     let mut bodies = Vec::new();
     for _ in 0..3 {
         for message in export.receive(10, Duration::from_secs(1)).await.unwrap() {

@@ -3,11 +3,11 @@
 //! written in the services' own types, and a dead-lettered job about it.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use bw_contracts::EntryId;
 use bw_contracts::bookkeeping::{self, CanvasRecord, PublishedRecord, UpdateFailure};
-use bw_queue::{OutgoingMessage, Queue as _, SqsQueue};
+use bw_queue::{OutgoingMessage, Queue as _};
 use bw_testkit::moto::Moto;
 use chrono::{TimeZone as _, Utc};
 use serde_json::{Value, json};
@@ -40,26 +40,7 @@ fn template(prefix: &str) -> String {
 }
 
 fn status(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_benchling-webhook"))
-        .arg("status")
-        .args(args)
-        .env("XDG_CONFIG_HOME", home)
-        .envs(Moto::shared().env())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> SqsQueue {
-    let url = sqs
-        .get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    SqsQueue::new(sqs.clone(), url)
+    profiles::run(home, "status", args)
 }
 
 #[tokio::test]
@@ -96,7 +77,7 @@ async fn status_shows_each_service_queue_and_the_last_deployment_then_an_entry_h
     .unwrap();
 
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let export = queue(&sqs, &format!("{prefix}-Export.fifo")).await;
+    let export = profiles::queue(&sqs, &format!("{prefix}-Export.fifo")).await;
     for n in 0..2 {
         export
             .send(
@@ -108,7 +89,7 @@ async fn status_shows_each_service_queue_and_the_last_deployment_then_an_entry_h
             .unwrap();
     }
     let entry = EntryId::parse("etr_st4tus01").unwrap();
-    let canvas_dlq = queue(&sqs, &format!("{prefix}-Canvas-dlq.fifo")).await;
+    let canvas_dlq = profiles::queue(&sqs, &format!("{prefix}-Canvas-dlq.fifo")).await;
     canvas_dlq
         .send(
             OutgoingMessage::new(
