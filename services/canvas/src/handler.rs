@@ -208,7 +208,18 @@ impl CanvasHandler {
         if export_first {
             record.update_requested_at = Some(job.trigger.occurred_at);
         }
-        let display_id = self.display_id(&entry).await?;
+        let display_id = match self.display_id(&entry).await {
+            Ok(display_id) => display_id,
+            // An entry Benchling no longer has, and no canvas named (a notice about the entry's
+            // failed export, say): nothing can show it. Dead-lettering the notice would only
+            // report the same failure a second time.
+            Err(JobError::Benchling { source, .. })
+                if source.is_not_found() && job.canvas_id.is_none() =>
+            {
+                return Ok(Outcome::Skipped("the entry is gone, so no canvas shows it"));
+            }
+            Err(e) => return Err(e),
+        };
         let scene = Scene {
             package: format!("{}/{display_id}", secret.pkg_prefix),
             job,

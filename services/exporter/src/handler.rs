@@ -23,6 +23,7 @@ use bw_benchling::{BenchlingClient, BenchlingError, Entry};
 use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
 use bw_contracts::{CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob};
+use bw_metrics::{Counter, Family as _};
 use bw_queue::{Queue, QueueError};
 use bw_registry::RegistryError;
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
@@ -41,6 +42,27 @@ use crate::publish::{
 /// A file list up to this size travels in the render message; a longer one is stored. SQS
 /// messages may hold 256 KiB; this leaves room for the rest of the job.
 const INLINE_FILE_LIST_BYTES: usize = 64 * 1024;
+
+/// Bytes of exports this process finished: `archive` the ZIPs downloaded from Benchling,
+/// `stored` the members written to the package (their inflated sizes).
+static EXPORT_BYTES: Counter = Counter::new(
+    "bw_export_bytes_total",
+    "Bytes of finished exports: archive (downloaded ZIP) and stored (members written).",
+    &["stage"],
+);
+
+/// Files written to packages by finished exports.
+static EXPORT_FILES: Counter = Counter::new(
+    "bw_export_files_total",
+    "Files written to packages by finished exports.",
+    &[],
+);
+
+/// Registers the exporter's own families, so a scrape shows them before the first export.
+pub fn register_metrics() {
+    EXPORT_BYTES.register();
+    EXPORT_FILES.register();
+}
 
 /// How exports run; built from the configuration.
 #[derive(Clone, Debug)]
@@ -265,6 +287,9 @@ impl ExportHandler {
             reannounce,
         };
         send(self.queues.render.as_ref(), render).await?;
+        EXPORT_BYTES.add(&["archive"], bytes);
+        EXPORT_BYTES.add(&["stored"], written.iter().map(|file| file.size).sum());
+        EXPORT_FILES.add(&[], written.len() as u64);
         Ok(Outcome::Exported {
             files: written.len(),
             bytes,

@@ -87,6 +87,7 @@ impl bw_worker::Service for ExporterConfig {
             buckets,
         } = connections;
         tracing::info!(store = %buckets.describe(), "exporter starting");
+        handler::register_metrics();
         let handler = ExportHandler {
             client: BenchlingClient::new(Arc::new(secret.clone()), self.benchling.clone())?,
             secret: secret.clone(),

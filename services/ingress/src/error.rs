@@ -51,7 +51,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn reason(&self) -> &'static str {
+    /// The short reason the error body carries (and the metrics count), such as
+    /// `invalid_signature`.
+    pub fn reason(&self) -> &'static str {
         match self {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",

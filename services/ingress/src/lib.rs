@@ -4,9 +4,10 @@
 //! [`connect`] opens what the configuration names (queues, the secret) and [`Ingress::start`]
 //! serves the routes with them. Imports point one way, so each layer can be read and tested
 //! without the ones above it: this file wires the handlers ([`webhook`], [`health`],
-//! [`config_view`], [`upkeep`]); they use [`error`], [`state`] and the domain modules; [`error`]
-//! uses only [`state`], [`state`] only domain modules, and the domain modules ([`config`],
-//! [`dispatch`], [`replay`], [`queues`], [`outbox`], [`lifecycle`]) import nothing from this crate.
+//! [`config_view`], [`upkeep`]); they use [`error`], [`state`], [`metrics`] and the domain
+//! modules; [`error`] uses only [`state`], [`state`] only domain modules, and the domain modules
+//! ([`config`], [`dispatch`], [`replay`], [`queues`], [`outbox`], [`lifecycle`]) import nothing
+//! from this crate.
 
 pub mod config;
 pub mod config_view;
@@ -14,6 +15,7 @@ pub mod dispatch;
 pub mod error;
 pub mod health;
 pub mod lifecycle;
+pub mod metrics;
 pub mod outbox;
 pub mod queues;
 pub mod replay;
@@ -65,6 +67,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             health::ready,
         ))
         .service(probe(&["/config"], config_view::show))
+        .service(probe(&["/metrics"], metrics::show))
         .service(
             web::resource(["/", "/{stage}"])
                 .route(web::post().to(webhook::receive))
@@ -119,6 +122,7 @@ impl Ingress {
             .build()
             .map_err(std::io::Error::other)?;
         let verifier = Verifier::new(JwksCache::new(http, config.jwks.clone()));
+        metrics::register();
         let outbox = Outbox::new(queues, config.batch_linger);
         let state = web::Data::new(AppState {
             replay: ReplayGuard::new(REPLAY_WINDOW, config.replay_capacity),

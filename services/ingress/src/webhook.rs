@@ -16,6 +16,7 @@ use tracing::{Instrument as _, field};
 
 use crate::dispatch::{Delivery, Disposition, dispatch};
 use crate::error::ApiError;
+use crate::metrics::{WEBHOOK_DURATION, WEBHOOKS};
 use crate::outbox::Senders;
 use crate::replay::Claim;
 use crate::state::{AppState, MAX_BODY_BYTES};
@@ -40,7 +41,13 @@ pub async fn receive(
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_us = elapsed.as_micros() as u64;
+    WEBHOOK_DURATION.observe(&[], elapsed.as_secs_f64());
+    WEBHOOKS.inc(&[match &result {
+        Ok((_, outcome)) => *outcome,
+        Err(e) => e.reason(),
+    }]);
     match &result {
         Ok((response, outcome)) => {
             tracing::info!(

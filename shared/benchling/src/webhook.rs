@@ -176,8 +176,14 @@ fn check_timestamp(timestamp: i64, now: SystemTime) -> Result<(), VerifyError> {
     }
 }
 
-/// Decodes the DER signature items of a `webhook-signature` header.
-fn der_signatures(header: &str) -> Result<Vec<Vec<u8>>, VerifyError> {
+/// Decodes the DER signature items of a `webhook-signature` header (space-separated
+/// `version,base64` items; items of a version without `der` are skipped), at most
+/// [`MAX_SIGNATURES`] of them.
+///
+/// # Errors
+/// [`VerifyError::MalformedSignature`] when an item is not `version,signature`, a signature is
+/// not base64, there are too many, or none is DER.
+pub fn der_signatures(header: &str) -> Result<Vec<Vec<u8>>, VerifyError> {
     let mut signatures = Vec::new();
     for item in header.split(' ').filter(|i| !i.is_empty()) {
         let (version, encoded) = item

@@ -11,7 +11,7 @@ mod sqs;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sha2::{Digest as _, Sha256};
@@ -112,6 +112,8 @@ pub struct ReceivedMessage {
     pub group_id: Option<String>,
     /// String message attributes.
     pub attributes: BTreeMap<String, String>,
+    /// When the queue accepted the message (its first send, not this receipt), for queue lag.
+    pub sent_at: Option<SystemTime>,
 }
 
 /// Errors from a queue backend. `Clone` so that one failed batch request can be reported to

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -270,6 +270,10 @@ impl SqsQueue {
                 .into_iter()
                 .filter_map(|(name, value)| value.string_value.map(|value| (name, value)))
                 .collect(),
+            sent_at: system
+                .get(&MessageSystemAttributeName::SentTimestamp)
+                .and_then(|millis| millis.parse().ok())
+                .map(|millis| UNIX_EPOCH + Duration::from_millis(millis)),
         })
     }
 }
@@ -420,6 +424,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(whole_seconds(wait.min(MAX_WAIT)))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_attribute_names("All")
             .send()
             .await

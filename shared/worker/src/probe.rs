@@ -1,6 +1,7 @@
 //! The probes of a worker: a minimal HTTP/1.1 responder for `GET /health`, `/health/live` and
 //! `/health/ready`, so orchestrators (ECS, compose, Kubernetes) can tell a live worker from a
-//! ready one. Workers serve nothing else, so a full HTTP stack would be weight without use.
+//! ready one, and `GET /metrics` for Prometheus. Workers serve nothing else, so a full HTTP
+//! stack would be weight without use.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -99,9 +100,9 @@ async fn answer(mut stream: TcpStream, readiness: Arc<dyn Readiness>) {
     let mut parts = request_line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
-    let (status, body) = route(method, path, readiness.as_ref());
+    let (status, content_type, body) = route(method, path, readiness.as_ref());
     let head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let mut response = head.into_bytes();
@@ -113,30 +114,48 @@ async fn answer(mut stream: TcpStream, readiness: Arc<dyn Readiness>) {
     let _ = stream.shutdown().await;
 }
 
-fn route(method: &str, path: &str, readiness: &dyn Readiness) -> (&'static str, String) {
-    let known = matches!(path, "/health" | "/health/live" | "/health/ready");
+/// The status line's code and reason, the content type and the body of an answer.
+type Answer = (&'static str, &'static str, String);
+
+const JSON: &str = "application/json";
+
+fn route(method: &str, path: &str, readiness: &dyn Readiness) -> Answer {
+    let known = matches!(
+        path,
+        "/health" | "/health/live" | "/health/ready" | "/metrics"
+    );
     if !known {
-        return ("404 Not Found", r#"{"reason":"no such route"}"#.to_owned());
+        return (
+            "404 Not Found",
+            JSON,
+            r#"{"reason":"no such route"}"#.to_owned(),
+        );
     }
     if method != "GET" && method != "HEAD" {
         return (
             "405 Method Not Allowed",
+            JSON,
             r#"{"reason":"only GET and HEAD"}"#.to_owned(),
         );
     }
-    if path != "/health/ready" {
-        return ("200 OK", r#"{"status":"ok"}"#.to_owned());
-    }
-    match readiness.check() {
-        Ok(warnings) if warnings.is_empty() => ("200 OK", r#"{"status":"ready"}"#.to_owned()),
-        Ok(warnings) => (
-            "200 OK",
-            serde_json::json!({ "status": "ready", "warnings": warnings }).to_string(),
-        ),
-        Err(reason) => (
-            "503 Service Unavailable",
-            serde_json::json!({ "status": "not_ready", "reason": reason }).to_string(),
-        ),
+    match path {
+        "/metrics" => ("200 OK", bw_metrics::CONTENT_TYPE, bw_metrics::render()),
+        "/health/ready" => match readiness.check() {
+            Ok(warnings) if warnings.is_empty() => {
+                ("200 OK", JSON, r#"{"status":"ready"}"#.to_owned())
+            }
+            Ok(warnings) => (
+                "200 OK",
+                JSON,
+                serde_json::json!({ "status": "ready", "warnings": warnings }).to_string(),
+            ),
+            Err(reason) => (
+                "503 Service Unavailable",
+                JSON,
+                serde_json::json!({ "status": "not_ready", "reason": reason }).to_string(),
+            ),
+        },
+        _ => ("200 OK", JSON, r#"{"status":"ok"}"#.to_owned()),
     }
 }
 
@@ -212,6 +231,16 @@ mod tests {
         assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
         let post = get(addr, "POST /health HTTP/1.1\r\n\r\n").await;
         assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+        static PROBED: bw_metrics::Counter =
+            bw_metrics::Counter::new("probe_test_total", "Counted by the probe test.", &[]);
+        PROBED.add(&[], 2);
+        let metrics = get(addr, "GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+        assert!(
+            metrics.contains("content-type: text/plain; version=0.0.4"),
+            "{metrics}"
+        );
+        assert!(metrics.ends_with("probe_test_total 2\n"), "{metrics}");
 
         stop_tx.send(true).unwrap();
         server.await.unwrap();

@@ -2,10 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bw_contracts::{EntryId, Job, JobEnvelope};
+use bw_metrics::{Counter, DURATION_BUCKETS, Family, Histogram};
 use bw_queue::{
     MAX_BATCH, MAX_WAIT, OutgoingMessage, Queue, QueueError, ReceiptHandle, ReceivedMessage,
 };
@@ -15,6 +16,31 @@ use tracing::{Instrument as _, field};
 
 /// The message attribute that carries why a job was dead-lettered.
 pub const FAILURE_REASON_ATTRIBUTE: &str = "failure_reason";
+
+/// How long jobs took, from receipt to outcome, by queue and outcome (`success`,
+/// `transient_error`, `permanent_error`, ...: the `outcome` of the job's log line).
+static JOB_DURATION: Histogram = Histogram::new(
+    "bw_job_duration_seconds",
+    "Time from receiving a job to its outcome, by queue and outcome.",
+    &["queue", "outcome"],
+    DURATION_BUCKETS,
+);
+
+/// How long jobs waited in their queue: from the send to each receipt, so a redelivery counts
+/// its retry delay too.
+static QUEUE_LAG: Histogram = Histogram::new(
+    "bw_queue_lag_seconds",
+    "Time from a job's send to its receipt (redeliveries included), by queue.",
+    &["queue"],
+    DURATION_BUCKETS,
+);
+
+/// Jobs this process moved to a dead-letter queue.
+static DEAD_LETTERS: Counter = Counter::new(
+    "bw_dead_letters_total",
+    "Jobs moved to the dead-letter queue, by source queue.",
+    &["queue"],
+);
 
 /// Sends `job` to `queue` with the current span's trace context, so the job that follows
 /// continues this job's trace.
@@ -199,6 +225,13 @@ impl Worker {
             };
             Ok::<_, QueueError>((visibility, self.queue.dead_letter_queue().await?))
         };
+        for family in [
+            &JOB_DURATION as &'static dyn Family,
+            &QUEUE_LAG,
+            &DEAD_LETTERS,
+        ] {
+            family.register();
+        }
         let (visibility, dead_letter) = setup.await.inspect_err(|e| {
             self.health.set(Err(format!(
                 "cannot set up queue {}: {e}",
@@ -335,10 +368,17 @@ async fn run_chain<H: Handler>(
 /// Runs one message to one outcome and logs it once.
 async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
     let started = Instant::now();
+    let queue = shared.queue.name();
+    if let Some(waited) = message
+        .sent_at
+        .and_then(|sent| SystemTime::now().duration_since(sent).ok())
+    {
+        QUEUE_LAG.observe(&[queue], waited.as_secs_f64());
+    }
     let decoded = H::Job::decode(&message.body);
     let span = tracing::info_span!(
         "job",
-        queue = shared.queue.name(),
+        queue,
         message_id = %message.message_id,
         receive_count = message.receive_count,
         entry_id = field::Empty,
@@ -379,11 +419,13 @@ async fn process<H: Handler>(shared: &Shared<H>, message: ReceivedMessage) {
     }
     .instrument(span.clone())
     .await;
+    let took = started.elapsed();
+    JOB_DURATION.observe(&[queue, outcome], took.as_secs_f64());
     span.record("outcome", outcome);
     span.in_scope(|| {
         tracing::info!(
             outcome,
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = took.as_millis() as u64,
             "job processed"
         );
     });
@@ -476,6 +518,7 @@ impl<H: Handler> Shared<H> {
             self.unfinished().remove(&message.message_id);
             return "dead_letter_failed";
         }
+        DEAD_LETTERS.inc(&[self.queue.name()]);
         tracing::error!(
             reason,
             dead_letter_queue = dead_letter.name(),

@@ -429,6 +429,19 @@ async fn on_sqs_a_permanent_failure_lands_in_the_redrive_target_with_its_reason(
             .unwrap()
             .is_empty()
     );
+    // The queue's name is unique to this test, so its series count this test's job alone; the
+    // lag needs SQS's SentTimestamp, which the backend must ask for.
+    let metrics = bw_metrics::render();
+    let name = queue.name();
+    for series in [
+        format!("bw_dead_letters_total{{queue=\"{name}\"}} 1\n"),
+        format!(
+            "bw_job_duration_seconds_count{{queue=\"{name}\",outcome=\"permanent_error\"}} 1\n"
+        ),
+        format!("bw_queue_lag_seconds_count{{queue=\"{name}\"}} 1\n"),
+    ] {
+        assert!(metrics.contains(&series), "no {series} in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

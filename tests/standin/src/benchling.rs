@@ -243,8 +243,8 @@ impl BenchlingStandIn {
         state.entries.insert(id, entry);
     }
 
-    /// Scripts the outcome of the next export started (default: succeeds at once with
-    /// [`DEFAULT_DOWNLOAD`]).
+    /// Scripts the outcome of the next export started (default: succeeds at once with the
+    /// download `{entry id}.zip` when one was added, else [`DEFAULT_DOWNLOAD`]).
     pub fn push_task(&self, script: TaskScript) {
         self.lock().scripts.push_back(script);
     }
@@ -487,9 +487,16 @@ fn start_export(state: &mut State, request: &StubRequest) -> StubResponse {
     if !state.entries.contains_key(&id) {
         return error(404, "Entry not found");
     }
+    // Unscripted, an entry's export is its own download when one was added, else the default.
+    let own = format!("{id}.zip");
+    let download = if state.downloads.contains_key(&own) {
+        own
+    } else {
+        DEFAULT_DOWNLOAD.to_owned()
+    };
     let outcome = state.scripts.pop_front().unwrap_or(TaskScript::Succeed {
         running: 0,
-        download: DEFAULT_DOWNLOAD.to_owned(),
+        download,
     });
     let running = match &outcome {
         TaskScript::Succeed { running, .. } | TaskScript::Fail { running, .. } => *running,

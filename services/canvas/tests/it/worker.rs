@@ -694,6 +694,26 @@ async fn a_deleted_canvas_is_forgotten_and_not_retried() {
 }
 
 #[tokio::test]
+async fn a_failure_notice_about_an_entry_benchling_no_longer_has_finishes_quietly() {
+    let rig = Rig::start(None).await;
+    // The exporter dead-lettered the entry's export (the entry is gone) and reports it; the
+    // entry's look-up answers 404 too. Dead-lettering the notice would report the same failure
+    // a second time.
+    rig.base
+        .benchling
+        .inject(bw_standin::benchling::Fault::Status(404), 1);
+    rig.send(None, CanvasAction::export_failed("GET entry: 404"), 0)
+        .await;
+    eventually("the entry was looked up", || async {
+        rig.count("GET", "/api/v2/entries/") > 0
+    })
+    .await;
+    rig.settled_without_dead_letters().await;
+    assert_eq!(rig.count("PATCH", "/api/v2/app-canvases/"), 0);
+    assert_eq!(rig.count("POST", "/api/v2/app-canvases"), 0);
+}
+
+#[tokio::test]
 async fn package_events_refresh_the_canvas_and_skip_what_is_not_ours() {
     let rig = Rig::start(None).await;
     rig.add_canvas("cnvs_1");

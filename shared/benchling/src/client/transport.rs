@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bw_config::Redacted;
+use bw_metrics::{Counter, Family as _};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -22,6 +23,21 @@ use crate::retry::{RetryOptions, is_retryable_status, server_hint};
 
 /// Longest error message kept from a Benchling error body.
 const MAX_MESSAGE_CHARS: usize = 500;
+
+/// Benchling's 429 answers: the tenant's rate limit, shared with every other client of it.
+static THROTTLED: Counter = Counter::new(
+    "bw_benchling_throttled_total",
+    "Benchling answers of 429 Too Many Requests.",
+    &[],
+);
+
+/// Calls tried again, by cause: `throttled` (429), `unavailable` (502, 503, 504), `transport`
+/// (timeouts, refused or broken connections) or `token` (a token Benchling rejected, refreshed).
+static RETRIES: Counter = Counter::new(
+    "bw_benchling_retries_total",
+    "Benchling calls tried again, by cause (throttled, unavailable, transport, token).",
+    &["cause"],
+);
 
 /// Client settings; `Default` gives Benchling's tenant URL and production limits.
 #[derive(Clone, Debug)]
@@ -259,6 +275,8 @@ impl Transport {
         if let Some(base) = &options.base_url {
             check_base_url(base, &options.plain_http)?;
         }
+        THROTTLED.register();
+        RETRIES.register();
         let http = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
@@ -292,11 +310,16 @@ impl Transport {
             {
                 // Expired or revoked before our own clock said so: one fresh token, one retry.
                 refreshed = true;
+                RETRIES.inc(&["token"]);
                 self.tokens.invalidate(rejected).await;
                 tracing::debug!(method = %call.method, path = %call.path(), "Benchling rejected the token; refreshing");
                 continue;
             }
-            let unapplied = failure.error.status() == Some(429)
+            let throttled = failure.error.status() == Some(429);
+            if throttled {
+                THROTTLED.inc(&[]);
+            }
+            let unapplied = throttled
                 || matches!(
                     failure.error,
                     BenchlingError::Transport {
@@ -310,6 +333,11 @@ impl Transport {
             {
                 return Err(failure.error);
             }
+            RETRIES.inc(&[match &failure.error {
+                _ if throttled => "throttled",
+                BenchlingError::Transport { .. } => "transport",
+                _ => "unavailable",
+            }]);
             let wait = retry.wait(attempt, failure.hint);
             if failure.hint.is_some() {
                 // Benchling's budget is per tenant: every task holds off, not only this one.

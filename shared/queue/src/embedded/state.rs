@@ -6,7 +6,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -32,6 +32,7 @@ pub(super) struct Stored {
     group: Option<Arc<str>>,
     attributes: BTreeMap<String, String>,
     receive_count: u32,
+    sent_at: SystemTime,
     receipt: u64,
     /// Set while the message is in flight.
     deadline: Option<Instant>,
@@ -51,6 +52,7 @@ impl Stored {
             group,
             attributes,
             receive_count: 0,
+            sent_at: SystemTime::now(),
             receipt: 0,
             deadline: None,
         }
@@ -390,6 +392,7 @@ impl State {
             receive_count: stored.receive_count,
             group_id: stored.group.as_deref().map(str::to_owned),
             attributes: stored.attributes.clone(),
+            sent_at: Some(stored.sent_at),
         };
         self.in_flight.insert((deadline, seq));
         Some(received)

@@ -9,5 +9,6 @@ mod http;
 mod pipeline;
 mod processes;
 mod signature;
+mod soak;
 mod sqs;
 mod system;

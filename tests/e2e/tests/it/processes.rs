@@ -155,6 +155,12 @@ impl World {
         }
     }
 
+    /// The name of `queue`, as the services label it in their metrics: its URL's last segment.
+    pub fn queue_name(&self, queue: QueueName) -> &str {
+        let url = &self.queues[&queue];
+        url.rsplit('/').next().unwrap_or(url)
+    }
+
     /// `{URL variable}={URL}` for each of `queues`.
     fn queue_env(&self, queues: &[QueueName]) -> Vec<(String, String)> {
         queues
@@ -248,6 +254,22 @@ impl Process {
     /// Everything it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What `GET /metrics` on its port answers now, checked to be Prometheus' text format.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        let response = reqwest::get(&url).await.expect("/metrics answers");
+        assert_eq!(response.status(), 200, "GET {url}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "{content_type}"
+        );
+        response.text().await.expect("a text body")
     }
 
     /// The status `/health/ready` answers now (0: no answer).
@@ -450,8 +472,23 @@ impl System {
     /// Posts `webhook` to the ingress at `path`, signed as a fresh delivery, and checks it was
     /// accepted (202).
     pub async fn deliver(&self, path: &str, webhook: &Value) {
+        self.deliver_with_id(path, webhook, None).await;
+    }
+
+    /// Posts `webhook` to the ingress at `path`, signed now under the webhook id `replay_of`
+    /// (a replay, which must be acknowledged as a duplicate: 200) or a fresh one (which must be
+    /// accepted: 202). Returns the id.
+    pub async fn deliver_with_id(
+        &self,
+        path: &str,
+        webhook: &Value,
+        replay_of: Option<&str>,
+    ) -> String {
         let body = serde_json::to_vec(webhook).unwrap();
-        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        let id = replay_of.map_or_else(
+            || format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            str::to_owned,
+        );
         let mut request = self
             .http
             .post(format!("{}{path}", self.url()))
@@ -460,7 +497,36 @@ impl System {
             request = request.header(name, value);
         }
         let status = request.send().await.expect("the ingress answers").status();
-        assert_eq!(status, 202, "POST {path}{}", self.logs());
+        let expected = if replay_of.is_some() { 200 } else { 202 };
+        assert_eq!(status, expected, "POST {path} as {id}{}", self.logs());
+        id
+    }
+
+    /// The bodies of the jobs in `queue`'s dead-letter queue (received, so they stay invisible
+    /// for the visibility timeout).
+    pub async fn dead_letters(&self, queue: QueueName) -> Vec<Value> {
+        let sqs = self.moto.sqs_client().await;
+        let mut bodies = Vec::new();
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(&self.world.dead_letters[&queue])
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .send()
+                .await
+                .expect("receive from the dead-letter queue");
+            let messages = received.messages();
+            if messages.is_empty() {
+                return bodies;
+            }
+            bodies.extend(
+                messages
+                    .iter()
+                    .filter_map(|m| m.body())
+                    .map(|body| serde_json::from_str(body).expect("a JSON job")),
+            );
+        }
     }
 
     /// The bytes of an object in the package bucket, once it exists (within 60 s).

@@ -26,12 +26,17 @@ const LIMIT: Duration = Duration::from_secs(180);
 /// and the machine's two cores), once the release binaries are built. Neither the build nor the
 /// wait for the turn counts against the limit.
 async fn bounded(test: impl std::future::Future<Output = ()>) {
+    bounded_by(LIMIT, test).await;
+}
+
+/// [`bounded`] with a limit of its own.
+pub async fn bounded_by(limit: Duration, test: impl std::future::Future<Output = ()>) {
     static TURN: Mutex<()> = Mutex::const_new(());
     tokio::task::spawn_blocking(binaries)
         .await
         .expect("the release binaries are built");
     let _turn = TURN.lock().await;
-    tokio::time::timeout(LIMIT, test)
+    tokio::time::timeout(limit, test)
         .await
         .expect("the test finished within its time limit");
 }
@@ -190,6 +195,16 @@ fn exports(system: &System) -> usize {
 
 /// Checks every job queue drained and nothing was dead-lettered.
 async fn assert_drained(system: &System) {
+    assert_drained_within(system, Duration::from_secs(30), |_| 0).await;
+}
+
+/// Checks, each within `limit`, that every job queue drained and its dead-letter queue holds
+/// `parked(queue)` jobs.
+pub async fn assert_drained_within(
+    system: &System,
+    limit: Duration,
+    parked: impl Fn(QueueName) -> u64,
+) {
     for queue in [
         QueueName::EXPORT,
         QueueName::RENDER,
@@ -197,13 +212,14 @@ async fn assert_drained(system: &System) {
         QueueName::PACKAGE_EVENTS,
         QueueName::QUILT_PACKAGER,
     ] {
-        let drained = eventually(Duration::from_secs(30), || async {
-            (system.depths(queue).await == (0, 0)).then_some(())
+        let expected = (parked(queue), 0);
+        let drained = eventually(limit, || async {
+            (system.depths(queue).await == expected).then_some(())
         })
         .await;
         assert!(
             drained.is_some(),
-            "{} (dead-letter, source) = {:?}{}",
+            "{}: (dead-letter, source) = {:?}, expected {expected:?}{}",
             queue.name,
             system.depths(queue).await,
             system.logs()
@@ -461,9 +477,111 @@ async fn benchling_throttling_during_an_export_delays_it_and_duplicates_nothing(
             "the faults were served: {throttled} calls"
         );
         assert_drained(&system).await;
+        // An unsigned webhook, refused, for the ingress's refusal count.
+        let refused = reqwest::Client::new()
+            .post(format!("{}/event", system.url()))
+            .body(serde_json::to_vec(&entry_updated(FIXTURE_ENTRY_ID)).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        the_metrics_tell_what_happened(&system).await;
         system.stop().await;
     })
     .await;
+}
+
+/// The sum of the samples of `name` whose labels include every one of `labels` (`key="value"`).
+pub fn sample(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name && labels.iter().all(|label| series_labels.contains(label))
+        })
+        .map(|(_, value)| value.parse::<f64>().expect("a numeric sample"))
+        .sum()
+}
+
+/// Each process's `/metrics` after the throttled export: the ingress's outcomes, Benchling's
+/// 429s and retries, the export's bytes, and jobs by queue and outcome with their lag.
+async fn the_metrics_tell_what_happened(system: &System) {
+    let ingress = system.processes["ingress"].metrics().await;
+    let accepted = sample(
+        &ingress,
+        "bw_webhooks_total",
+        &[r#"outcome="export_queued""#],
+    );
+    assert_eq!(accepted, 1.0, "{ingress}");
+    let refused = sample(
+        &ingress,
+        "bw_webhooks_total",
+        &[r#"outcome="missing_headers""#],
+    );
+    assert_eq!(refused, 1.0, "{ingress}");
+    assert_eq!(
+        sample(&ingress, "bw_webhook_duration_seconds_count", &[]),
+        2.0
+    );
+
+    let exporter = system.processes["exporter"].metrics().await;
+    assert_eq!(
+        sample(&exporter, "bw_benchling_throttled_total", &[]),
+        3.0,
+        "{exporter}"
+    );
+    let retried = |cause: &str| {
+        sample(
+            &exporter,
+            "bw_benchling_retries_total",
+            &[&format!("cause=\"{cause}\"")],
+        )
+    };
+    assert_eq!(retried("throttled"), 3.0, "{exporter}");
+    assert!(retried("unavailable") >= 1.0, "{exporter}");
+    let (archive, stored) = (
+        sample(&exporter, "bw_export_bytes_total", &[r#"stage="archive""#]),
+        sample(&exporter, "bw_export_bytes_total", &[r#"stage="stored""#]),
+    );
+    let attached: usize = attachments().iter().map(|(_, bytes)| bytes.len()).sum();
+    assert_eq!(stored, attached as f64, "{exporter}");
+    assert!(archive > 0.0, "{exporter}");
+
+    for (process, queue) in [
+        ("exporter", QueueName::EXPORT),
+        ("packager", QueueName::RENDER),
+    ] {
+        let metrics = system.processes[process].metrics().await;
+        let queue = format!("queue=\"{}\"", system.world.queue_name(queue));
+        let done = sample(
+            &metrics,
+            "bw_job_duration_seconds_count",
+            &[&queue, r#"outcome="success""#],
+        );
+        assert_eq!(done, 1.0, "{process}: {metrics}");
+        assert!(
+            sample(&metrics, "bw_queue_lag_seconds_count", &[&queue]) >= 1.0,
+            "{metrics}"
+        );
+        assert_eq!(
+            sample(&metrics, "bw_dead_letters_total", &[]),
+            0.0,
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("# TYPE bw_dead_letters_total counter"),
+            "{metrics}"
+        );
+    }
+    let canvas = system.processes["canvas"].metrics().await;
+    for family in [
+        "bw_job_duration_seconds histogram",
+        "bw_benchling_retries_total counter",
+    ] {
+        assert!(canvas.contains(&format!("# TYPE {family}")), "{canvas}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
