@@ -199,9 +199,9 @@ async fn chaos(
     killed
 }
 
-/// Quilt's revisions of `package`, oldest first: each one's version (from its manifest's
-/// header) and top hash.
-async fn revisions(system: &System, package: &str) -> Vec<(String, String)> {
+/// Quilt's revisions of `package`, oldest first: each one's version and commit message (from
+/// its manifest's header) and top hash.
+async fn revisions(system: &System, package: &str) -> Vec<(String, String, String)> {
     let mark = format!("revision {package}@");
     let hashes: Vec<String> = system.processes["quilt-standin"]
         .log()
@@ -215,9 +215,26 @@ async fn revisions(system: &System, package: &str) -> Vec<(String, String)> {
         let header: Value =
             serde_json::from_slice(manifest.split(|&b| b == b'\n').next().unwrap()).unwrap();
         let version = header["user_meta"]["modified_at"].as_str().unwrap_or("");
-        revisions.push((version.to_owned(), hash));
+        let message = header["message"].as_str().unwrap_or("");
+        revisions.push((version.to_owned(), hash, message.to_owned()));
     }
     revisions
+}
+
+/// Every line the exporter, the packager and Quilt's stand-in logged about `entry` or
+/// `package`: what a failure needs, since the logs go with the run's temporary folder.
+fn entry_story(system: &System, entry: &str, package: &str) -> String {
+    let mut story = String::new();
+    for process in ["exporter", "packager", "quilt-standin"] {
+        story.push_str(&format!("\n--- {process} ---\n"));
+        for line in system.processes[process].log().lines() {
+            if line.contains(entry) || line.contains(package) {
+                story.push_str(line);
+                story.push('\n');
+            }
+        }
+    }
+    story
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -291,12 +308,13 @@ async fn soak(size: Size) {
         // top hash; a second job announcing the version would carry another commit message.
         let built = revisions(&system, &package).await;
         let mut manifests: BTreeMap<&String, BTreeSet<&String>> = BTreeMap::new();
-        for (version, hash) in &built {
+        for (version, hash, _) in &built {
             manifests.entry(version).or_default().insert(hash);
         }
         assert!(
             manifests.values().all(|hashes| hashes.len() == 1),
-            "{package}: a version packaged as two different revisions: {built:?}"
+            "{package}: a version packaged as two different revisions: {built:?}{}",
+            entry_story(&system, &entry_id(n), &package)
         );
         reannounced += built.len() - manifests.len();
         let newest = *manifests.keys().max().expect("a revision");
