@@ -88,6 +88,11 @@ impl<S: Default> Meta<S> {
         update(&mut series[index].1);
     }
 
+    /// Adds `family` (the family holding this) to the registry, once.
+    fn register(&self, family: &'static dyn Family) {
+        self.registered.call_once(|| lock(&REGISTRY).push(family));
+    }
+
     fn head(&self, kind: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} {kind}", self.name);
@@ -157,7 +162,7 @@ impl Family for Counter {
     }
 
     fn register(&'static self) {
-        self.0.registered.call_once(|| lock(&REGISTRY).push(self));
+        self.0.register(self);
     }
 }
 
@@ -236,9 +241,7 @@ impl Family for Histogram {
     }
 
     fn register(&'static self) {
-        self.meta
-            .registered
-            .call_once(|| lock(&REGISTRY).push(self));
+        self.meta.register(self);
     }
 }
 

@@ -13,18 +13,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bw_contracts::{Button, ButtonAction, EntryId, QueueName};
+use bw_contracts::{ButtonAction, QueueName};
 use bw_standin::archive::{build, deflated};
 use bw_standin::benchling::ENTRY_FIXTURE;
 use bw_testkit::sample::pattern;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-
 use serde_json::{Value, json};
 
-use crate::harness::fixture;
 use crate::processes::{Options, Process, System};
-use crate::system::{assert_drained_within, bounded_by, sample};
+use crate::system::{assert_drained_within, bounded_by, click_on, entry_updated, sample};
 
 /// The soak's size, from the environment (the reduced size by default).
 #[derive(Clone, Copy, Debug)]
@@ -109,20 +107,6 @@ fn serve_entry(system: &System, n: usize, version: u32) {
     system.benchling.add_entry(entry);
 }
 
-fn entry_updated(entry: &str) -> Value {
-    let mut webhook: Value = serde_json::from_slice(&fixture("entry-updated.json")).unwrap();
-    webhook["message"]["resourceId"] = json!(entry);
-    webhook
-}
-
-fn click(n: usize, action: ButtonAction) -> Value {
-    let entry: EntryId = entry_id(n).parse().unwrap();
-    let mut webhook: Value = serde_json::from_slice(&fixture("canvas-interaction.json")).unwrap();
-    webhook["message"]["canvasId"] = json!(canvas_id(n));
-    webhook["message"]["buttonId"] = json!(Button::new(entry, action).encode().unwrap());
-    webhook
-}
-
 /// Sends the workload: each webhook picks its kind at random (seeded, so a run can be
 /// repeated), paced so the chaos loop's kills land while work is in flight.
 async fn send(system: &System, size: Size, rng: &mut StdRng) -> Sent {
@@ -160,7 +144,7 @@ async fn send(system: &System, size: Size, rng: &mut StdRng) -> Sent {
             } else {
                 ButtonAction::Main
             };
-            let body = click(n, action);
+            let body = click_on(&canvas_id(n), &entry_id(n), action);
             let id = system.deliver_with_id("/canvas", &body, None).await;
             delivered.push(("/canvas".to_owned(), id, body));
             sent.clicks += 1;

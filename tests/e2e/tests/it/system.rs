@@ -62,7 +62,7 @@ fn serve_export(system: &System, files: &[(&str, Vec<u8>)], running: usize) {
 }
 
 /// A signed `v2.entry.updated.fields` webhook for `entry`.
-fn entry_updated(entry: &str) -> Value {
+pub fn entry_updated(entry: &str) -> Value {
     let mut webhook: Value = serde_json::from_slice(&fixture("entry-updated.json")).unwrap();
     webhook["message"]["resourceId"] = json!(entry);
     webhook
@@ -80,7 +80,12 @@ fn canvas_initialized() -> Value {
 
 /// A click on `action` in the canvas `canvas` of the fixture entry.
 fn click(canvas: &str, action: ButtonAction) -> Value {
-    let entry: EntryId = FIXTURE_ENTRY_ID.parse().unwrap();
+    click_on(canvas, FIXTURE_ENTRY_ID, action)
+}
+
+/// A click on `action` in the canvas `canvas` of `entry`.
+pub fn click_on(canvas: &str, entry: &str, action: ButtonAction) -> Value {
+    let entry: EntryId = entry.parse().unwrap();
     let mut webhook: Value = serde_json::from_slice(&fixture("canvas-interaction.json")).unwrap();
     webhook["message"]["canvasId"] = json!(canvas);
     webhook["message"]["buttonId"] = json!(Button::new(entry, action).encode().unwrap());
