@@ -4,8 +4,11 @@
 //!
 //! "Update Package" on a version already announced checks Quilt's registry: when the package's
 //! latest revision holds the version, the canvas says it is up to date; when it does not (the
-//! packager failed or the message was lost) and [`REANNOUNCE_AFTER`] has passed, the version is
+//! packager failed or the message was lost) and [`REANNOUNCE_AFTER`](crate::inflight::REANNOUNCE_AFTER) has passed, the version is
 //! exported and announced again.
+//!
+//! A new version waits for its turn: while another version of the entry is on its way to
+//! Quilt's registry, its files stay out of the package prefix (see [`inflight`]).
 //!
 //! # Idempotency
 //!
@@ -22,10 +25,11 @@ use async_trait::async_trait;
 use bw_benchling::{BenchlingClient, BenchlingError, Entry};
 use bw_config::SecretWatch;
 use bw_contracts::bookkeeping::{self, PublishedRecord};
-use bw_contracts::{CanvasAction, CanvasJob, ExportJob, FileList, Job, PackageFile, RenderJob};
+use bw_contracts::{
+    CanvasAction, CanvasJob, EntryId, ExportJob, FileList, Job, PackageFile, RenderJob,
+};
 use bw_metrics::{Counter, Family as _};
 use bw_queue::{Queue, QueueError};
-use bw_registry::RegistryError;
 use bw_store::{Buckets, Key, ObjectStore, Prefix, PutOptions, StoreError};
 use bw_worker::{Failure, Handler, JobContext};
 use bytes::Bytes;
@@ -35,6 +39,7 @@ use crate::Queues;
 use crate::archive::{Archive, ArchiveError, ArchiveLimits};
 use crate::download::{Download, DownloadError, DownloadLimits, start_download};
 use crate::export::{ExportError, ExportOptions, run_export};
+use crate::inflight::{self, Registry};
 use crate::publish::{
     PACKAGER_FILES, UploadError, UploadOptions, joined, prune_stale, upload_members,
 };
@@ -58,10 +63,25 @@ static EXPORT_FILES: Counter = Counter::new(
     &[],
 );
 
+/// Exports that waited for another version of their entry to reach Quilt's registry before
+/// writing its package prefix, by what they waited for.
+static EXPORT_WAITS: Counter = Counter::new(
+    "bw_export_waits_total",
+    "Exports that waited for another version of the entry to be packaged, by cause (rendering, building).",
+    &["cause"],
+);
+
+/// The first pause while another version of the entry is in flight; pauses double from there.
+const FIRST_TURN_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The longest pause while another version of the entry is in flight.
+const MAX_TURN_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Registers the exporter's own families, so a scrape shows them before the first export.
 pub fn register_metrics() {
     EXPORT_BYTES.register();
     EXPORT_FILES.register();
+    EXPORT_WAITS.register();
 }
 
 /// How exports run; built from the configuration.
@@ -97,6 +117,11 @@ pub enum JobError {
     /// The package prefix or bucket is not valid.
     #[error("the package location is invalid: {0}")]
     Location(#[source] StoreError),
+    /// The entry's display id cannot be the last segment of a Quilt package name.
+    #[error(
+        "display id {0:?} cannot name a Quilt package: only letters, digits, `_` and `-` are allowed"
+    )]
+    DisplayId(String),
     /// Benchling's export failed or timed out.
     #[error(transparent)]
     Export(#[from] ExportError),
@@ -131,7 +156,7 @@ impl JobError {
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Entry { source, .. } => source.is_permanent(),
-            Self::Location(_) => true,
+            Self::Location(_) | Self::DisplayId(_) => true,
             Self::Export(e) => e.is_permanent(),
             Self::Download(e) => e.is_permanent(),
             Self::Archive(e) => e.is_permanent(),
@@ -142,19 +167,14 @@ impl JobError {
     }
 }
 
-/// How long Quilt's packager is given to build an announced version before "Update Package"
-/// announces it again. Its builds take seconds to a few minutes; announcing while one runs
-/// would make a second revision.
-pub const REANNOUNCE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
-
-/// Whether the registry holds an announced version.
-enum Registry {
-    /// The package's latest revision (this top hash) holds it.
-    Holds(String),
-    /// Not yet, but Quilt may still be building it.
-    Building,
-    /// No, and the announcement is too old to be still building.
-    Lacks,
+/// Whether a job exports.
+enum Decision {
+    /// No: it is done.
+    Done(Outcome),
+    /// Yes, repeating the announcement made at `reannounce` if set.
+    Export {
+        reannounce: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 /// What a job did.
@@ -194,52 +214,20 @@ impl ExportHandler {
             .buckets
             .open(&secret.user_bucket)
             .map_err(JobError::Location)?;
-        let entry = self
-            .client
-            .get_entry(&job.entry_id)
-            .await
-            .map_err(|source| JobError::Entry {
-                entry: job.entry_id.to_string(),
-                source,
-            })?;
-        let span = tracing::Span::current();
-        span.record("display_id", entry.display_id.as_str());
-        span.record("version", bookkeeping::version_tag(&entry.modified_at));
-
-        let mut reannounce = None;
-        if let Some(record) = self.already_published(store.as_ref(), &entry).await? {
-            // Only a user asking from the canvas gets the registry checked: webhooks about a
-            // version already announced are duplicates.
-            if job.canvas_id.is_none() {
-                return Ok(Outcome::Skipped);
-            }
-            let published_at = record.published_at;
-            match self.in_registry(store.as_ref(), &record).await? {
-                Registry::Holds(top_hash) => {
-                    self.send_canvas(
-                        job,
-                        CanvasAction::UpToDate {
-                            published_at,
-                            top_hash,
-                        },
-                    )
-                    .await?;
-                    return Ok(Outcome::UpToDate);
-                }
-                Registry::Building => {
-                    self.send_canvas(job, CanvasAction::Published { published_at })
-                        .await?;
-                    return Ok(Outcome::Skipped);
-                }
-                Registry::Lacks => {
-                    tracing::warn!(
-                        %published_at,
-                        "the announced version is not in Quilt's registry; announcing it again"
-                    );
-                    reannounce = Some(published_at);
-                }
-            }
+        let mut entry = self.entry(job).await?;
+        let mut decision = self.decide(store.as_ref(), job, &entry).await?;
+        if matches!(decision, Decision::Export { reannounce: None })
+            && self.wait_turn(store.as_ref(), &entry).await?
+        {
+            // While this job waited the entry may have changed, and an earlier job may have
+            // published this very version.
+            entry = self.entry(job).await?;
+            decision = self.decide(store.as_ref(), job, &entry).await?;
         }
+        let reannounce = match decision {
+            Decision::Done(outcome) => return Ok(outcome),
+            Decision::Export { reannounce } => reannounce,
+        };
 
         let prefix = Prefix::new(format!("{}/{}", secret.pkg_prefix, entry.display_id))
             .map_err(JobError::Location)?;
@@ -297,51 +285,112 @@ impl ExportHandler {
         })
     }
 
-    /// The published record, when it announces exactly this version of the entry. An
-    /// unreadable record is logged and ignored: exporting again is safe, skipping wrongly is not.
-    async fn already_published(
+    /// The entry as Benchling has it now, if its display id can name a package.
+    async fn entry(&self, job: &ExportJob) -> Result<Entry, JobError> {
+        let entry = self
+            .client
+            .get_entry(&job.entry_id)
+            .await
+            .map_err(|source| JobError::Entry {
+                entry: job.entry_id.to_string(),
+                source,
+            })?;
+        if !names_a_package(&entry.display_id) {
+            let shown: String = entry.display_id.chars().take(64).collect();
+            return Err(JobError::DisplayId(shown));
+        }
+        let span = tracing::Span::current();
+        span.record("display_id", entry.display_id.as_str());
+        span.record("version", bookkeeping::version_tag(&entry.modified_at));
+        Ok(entry)
+    }
+
+    /// Whether the job has anything to export: not when the entry version is already
+    /// published, unless the announcement never reached Quilt's registry.
+    async fn decide(
         &self,
         store: &dyn ObjectStore,
+        job: &ExportJob,
         entry: &Entry,
+    ) -> Result<Decision, JobError> {
+        let Some(record) = self
+            .published(store, &entry.id)
+            .await?
+            .filter(|record| record.covers(&entry.modified_at))
+        else {
+            return Ok(Decision::Export { reannounce: None });
+        };
+        // Only a user asking from the canvas gets the registry checked: webhooks about a
+        // version already announced are duplicates.
+        if job.canvas_id.is_none() {
+            return Ok(Decision::Done(Outcome::Skipped));
+        }
+        let published_at = record.published_at;
+        Ok(match inflight::registry_state(store, &record).await? {
+            Registry::Holds(top_hash) => {
+                let told = CanvasAction::UpToDate {
+                    published_at,
+                    top_hash,
+                };
+                self.send_canvas(job, told).await?;
+                Decision::Done(Outcome::UpToDate)
+            }
+            Registry::Building => {
+                self.send_canvas(job, CanvasAction::Published { published_at })
+                    .await?;
+                Decision::Done(Outcome::Skipped)
+            }
+            Registry::Lacks => {
+                tracing::warn!(
+                    %published_at,
+                    "the announced version is not in Quilt's registry; announcing it again"
+                );
+                Decision::Export {
+                    reannounce: Some(published_at),
+                }
+            }
+        })
+    }
+
+    /// Waits while another version of the entry is in flight (see [`inflight`]), so this
+    /// version's files never reach a prefix Quilt is about to build another announcement
+    /// from. Returns whether it waited.
+    async fn wait_turn(&self, store: &dyn ObjectStore, entry: &Entry) -> Result<bool, JobError> {
+        let mut pause = FIRST_TURN_POLL;
+        let mut waited = false;
+        loop {
+            let record = self.published(store, &entry.id).await?;
+            let Some(other) =
+                inflight::in_flight(store, &entry.id, &entry.modified_at, record.as_ref()).await?
+            else {
+                return Ok(waited);
+            };
+            if !waited {
+                tracing::info!(%other, "waiting to write the package prefix");
+                EXPORT_WAITS.inc(&[other.cause()]);
+                waited = true;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_TURN_POLL);
+        }
+    }
+
+    /// The entry's published record: the last version announced. An unreadable record is
+    /// logged and ignored: exporting again is safe, skipping wrongly is not.
+    async fn published(
+        &self,
+        store: &dyn ObjectStore,
+        entry: &EntryId,
     ) -> Result<Option<PublishedRecord>, JobError> {
-        let key = bookkeeping_key(bookkeeping::published_key(&entry.id))?;
+        let key = bookkeeping_key(bookkeeping::published_key(entry))?;
         match bw_store::get_record::<PublishedRecord>(store, &key).await {
-            Ok(record) => Ok(record.filter(|record| record.covers(&entry.modified_at))),
+            Ok(record) => Ok(record),
             Err(e) if e.is_transient() => Err(JobError::Bookkeeping(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable published record");
                 Ok(None)
             }
         }
-    }
-
-    /// Whether Quilt's registry holds the version `record` announced: the package's latest
-    /// revision carries it (the record is always the latest version announced).
-    async fn in_registry(
-        &self,
-        store: &dyn ObjectStore,
-        record: &PublishedRecord,
-    ) -> Result<Registry, JobError> {
-        let found = match bw_registry::latest_revision(store, &record.package_name).await {
-            Ok(revision) => revision
-                .holds(&record.entry_id, &record.modified_at)
-                .then_some(revision.top_hash),
-            Err(RegistryError::NoSuchPackage(_)) => None,
-            Err(RegistryError::Store(e)) if e.is_transient() => {
-                return Err(JobError::Bookkeeping(e));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the package's latest revision");
-                None
-            }
-        };
-        Ok(match found {
-            Some(top_hash) => Registry::Holds(top_hash),
-            None if chrono::Utc::now() - record.published_at < REANNOUNCE_AFTER => {
-                Registry::Building
-            }
-            None => Registry::Lacks,
-        })
     }
 
     /// Stores the raw entry for the packager and returns its key.
@@ -405,6 +454,15 @@ async fn blame(download: Download, error: UploadError) -> JobError {
         return failed.into();
     }
     error.into()
+}
+
+/// Whether `display_id` can end a Quilt package name: Quilt accepts `[\w-]+` per segment, so
+/// quotes, spaces, slashes and dots never reach a package name, a key or a query.
+fn names_a_package(display_id: &str) -> bool {
+    !display_id.is_empty()
+        && display_id
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
 fn bookkeeping_key(key: String) -> Result<Key, JobError> {

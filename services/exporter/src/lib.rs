@@ -10,6 +10,7 @@ pub mod config;
 pub mod download;
 pub mod export;
 pub mod handler;
+pub mod inflight;
 pub mod publish;
 pub mod queues;
 

@@ -67,7 +67,11 @@ pub fn dispatch(webhook: Webhook, delivery: &Delivery) -> Disposition {
             }),
             None => Disposition::Ignored {
                 event,
-                reason: format!("button {:?} is not one of ours", click.button_id),
+                // Cut: the id is the sender's, and this reason goes to the log and the answer.
+                reason: format!(
+                    "button {:?} is not one of ours",
+                    click.button_id.chars().take(64).collect::<String>()
+                ),
             },
         },
         Message::CanvasCreated(created) => Disposition::Canvas(CanvasJob {

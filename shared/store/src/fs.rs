@@ -297,13 +297,17 @@ fn walk(root: &Path, start: &Path) -> io::Result<Vec<ListedObject>> {
                 tracing::warn!(path = %path.display(), "skipping a file whose name is not a valid key");
                 continue;
             };
-            let size = match entry.metadata() {
-                Ok(metadata) => metadata.len(),
+            let (size, modified) = match entry.metadata() {
+                Ok(metadata) => (metadata.len(), metadata.modified().ok()),
                 // Deleted while we walked: it is not there any more.
                 Err(error) if error.kind() == ErrorKind::NotFound => continue,
                 Err(error) => return Err(error),
             };
-            listed.push(ListedObject { key, size });
+            listed.push(ListedObject {
+                key,
+                size,
+                modified,
+            });
         }
     }
     listed.sort_by(|a, b| a.key.cmp(&b.key));

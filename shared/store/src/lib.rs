@@ -110,6 +110,9 @@ pub struct ListedObject {
     pub key: Key,
     /// Size in bytes.
     pub size: u64,
+    /// When it was last written, where the backend says (S3's `LastModified`, the file's
+    /// modification time).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// A key [`ObjectStore::delete_many`] could not delete.

@@ -534,7 +534,14 @@ impl ObjectStore for S3Store {
                     .size()
                     .and_then(|size| u64::try_from(size).ok())
                     .unwrap_or(0);
-                Some(ListedObject { key, size })
+                let modified = object
+                    .last_modified()
+                    .and_then(|at| std::time::SystemTime::try_from(*at).ok());
+                Some(ListedObject {
+                    key,
+                    size,
+                    modified,
+                })
             }));
             token = page.next_continuation_token().map(str::to_owned);
             // Trust the token over `IsTruncated`: a truncated page always carries one.

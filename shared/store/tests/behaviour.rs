@@ -382,6 +382,13 @@ async fn list_paginates_and_delete_many_chunks(backend: Backend) {
         expected
     );
     assert!(listed.iter().all(|l| l.size == l.key.as_str().len() as u64));
+    // Each listed object says when it was written: just now, give or take clock skew.
+    let now = std::time::SystemTime::now();
+    for listed in &listed {
+        let written = listed.modified.expect("a listed object's write time");
+        let skew = now.duration_since(written).unwrap_or_else(|e| e.duration());
+        assert!(skew < std::time::Duration::from_secs(300), "{listed:?}");
+    }
     assert_eq!(store.list(&Prefix::root()).await.unwrap().len(), 1101);
     if let Some((client, bucket)) = &fixture.s3 {
         // The listing above really took more than one page.

@@ -33,6 +33,10 @@ pub struct QuiltStandInConfig {
     pub store: StoreBackend,
     /// `LOG_LEVEL`, `LOG_FORMAT`, `OTEL_*`.
     pub telemetry: TelemetryConfig,
+    /// `QUILT_BUILD_DELAY_MS` (default 0): how long a message waits after it is taken off the
+    /// queue before its prefix is read, as Quilt's packager may take a while to start on it.
+    /// Tests widen the window in which the prefix may change under an announcement this way.
+    pub build_delay: std::time::Duration,
 }
 
 impl QuiltStandInConfig {
@@ -44,6 +48,11 @@ impl QuiltStandInConfig {
             &[],
         );
         let config = Self {
+            build_delay: env.millis_or(
+                "QUILT_BUILD_DELAY_MS",
+                std::time::Duration::ZERO,
+                0..=60_000,
+            ),
             store: StoreBackend::from_env(&env, queues.is_sqs()),
             telemetry: TelemetryConfig::from_env(&env, "quilt-standin"),
             queues,
@@ -67,12 +76,24 @@ impl Incoming for Request {
 pub struct QuiltStandIn {
     buckets: Buckets,
     events: Arc<dyn Queue>,
+    build_delay: std::time::Duration,
 }
 
 impl QuiltStandIn {
     /// A stand-in writing to `buckets` and announcing on `events` (the package-event queue).
     pub fn new(buckets: Buckets, events: Arc<dyn Queue>) -> Self {
-        Self { buckets, events }
+        Self {
+            buckets,
+            events,
+            build_delay: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Waits `delay` after taking each message off the queue before building it.
+    #[must_use]
+    pub fn with_build_delay(mut self, delay: std::time::Duration) -> Self {
+        self.build_delay = delay;
+        self
     }
 
     /// Consumes `packager` until `stop` turns true.
@@ -121,6 +142,7 @@ impl Handler for QuiltStandIn {
     type Job = Request;
 
     async fn handle(&self, request: &Request, _: &JobContext) -> Result<String, Failure> {
+        tokio::time::sleep(self.build_delay).await;
         let revision = push(&self.buckets, &request.0)
             .await
             .map_err(|e| Failure::of(&e, e.is_permanent()))?;

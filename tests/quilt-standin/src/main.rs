@@ -43,6 +43,7 @@ fn run(config: QuiltStandInConfig) -> anyhow::Result<()> {
             "Quilt packager stand-in: for local runs only, never beside a Quilt stack"
         );
         QuiltStandIn::new(buckets, queues.open(QueueName::PACKAGE_EVENTS))
+            .with_build_delay(config.build_delay)
             .run(
                 queues.open(QueueName::QUILT_PACKAGER),
                 bw_worker::shutdown_on_signals(),

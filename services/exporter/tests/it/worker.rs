@@ -347,6 +347,99 @@ async fn update_package_on_a_published_version_checks_quilts_registry() {
     worker.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_new_version_waits_until_quilts_registry_holds_the_previous_one() {
+    let rig = Rig::new(30, 3).await;
+    let entry = fixture_entry();
+    let entry_id = FIXTURE_ENTRY_ID.parse().unwrap();
+    let version: chrono::DateTime<chrono::Utc> =
+        entry["modifiedAt"].as_str().unwrap().parse().unwrap();
+    let (announced, handed_over) = (
+        version - chrono::TimeDelta::hours(2),
+        version - chrono::TimeDelta::hours(1),
+    );
+    // One version announced a moment ago, and a newer one handed to the packager since.
+    let mut record = PublishedRecord {
+        entry_id,
+        modified_at: announced,
+        package_name: format!("{PKG_PREFIX}/{DISPLAY_ID}"),
+        published_at: chrono::Utc::now(),
+    };
+    publish(&rig, &record).await;
+    let claim_check = bookkeeping::entry_snapshot_key(&record.entry_id, &handed_over);
+    rig.put(&claim_check, b"{}").await;
+    rig.base
+        .benchling
+        .add_download("export.zip", zip_of(&attachments()));
+    let worker = start(&rig, &[]).await;
+    let render = rig.base.queue(&rig.render_url);
+    let exports = || {
+        rig.base
+            .benchling
+            .requests_to("POST", "/api/v2/exports")
+            .len()
+    };
+    let attachment = package_key(&attachments()[0].0);
+    send(
+        rig.base.queue(&rig.export_url).as_ref(),
+        export_job(FIXTURE_ENTRY_ID, "msg_next", None),
+    )
+    .await;
+
+    // While the packager holds the newer version, nothing is exported or written.
+    assert!(
+        next_message(render.as_ref(), Duration::from_secs(3))
+            .await
+            .is_none()
+    );
+    assert_eq!(exports(), 0);
+    // The packager announces it (its claim check goes, the record names it), but Quilt has
+    // not built it yet: still nothing.
+    rig.base
+        .moto
+        .s3_client()
+        .await
+        .delete_object()
+        .bucket(&rig.base.bucket)
+        .key(&claim_check)
+        .send()
+        .await
+        .unwrap();
+    record.modified_at = handed_over;
+    record.published_at = chrono::Utc::now();
+    publish(&rig, &record).await;
+    assert!(
+        next_message(render.as_ref(), Duration::from_secs(3))
+            .await
+            .is_none()
+    );
+    assert_eq!(exports(), 0);
+    assert!(rig.keys(&attachment).await.is_empty());
+
+    // Quilt's registry holds it: the new version is exported and handed over.
+    revision(
+        &rig,
+        "b01d",
+        serde_json::json!({"entry_id": FIXTURE_ENTRY_ID, "modified_at": handed_over.to_rfc3339()}),
+    )
+    .await;
+    let job: RenderJob = next_job(render.as_ref(), Duration::from_secs(30)).await;
+    assert_eq!(job.modified_at, version);
+    assert_eq!(exports(), 1);
+    assert_eq!(rig.keys(&attachment).await, [attachment]);
+    let metrics = reqwest::get(format!("http://{}/metrics", worker.probes))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("bw_export_waits_total{cause=\"rendering\"} 1\n"),
+        "{metrics}"
+    );
+    worker.stop().await.unwrap();
+}
+
 /// Archives that must be refused, with a piece of the reason each one must give.
 fn hostile_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let ok = pattern(64, 3);

@@ -5,6 +5,7 @@ mod compose;
 mod degraded;
 mod fixtures;
 mod harness;
+mod hostile;
 mod http;
 mod pipeline;
 mod processes;

@@ -225,6 +225,30 @@ impl Process {
         }
     }
 
+    /// Sets (or with `None`, removes) one variable of its environment for the next start.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != name);
+        if let Some(value) = value {
+            self.env.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    /// Waits up to `limit` for it to exit on its own; its exit status, if it did.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().expect("the process was started");
+        loop {
+            if let Some(status) = child.try_wait().expect("poll the child") {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts it again with the same environment (appending to the same log).
     pub fn restart(&mut self) {
         self.kill();
@@ -296,6 +320,8 @@ pub struct Options {
     pub secret_missing: bool,
     /// Every process exports its spans to this OTLP/HTTP endpoint.
     pub otlp_endpoint: Option<String>,
+    /// Quilt's stand-in waits this long after taking a message before building it.
+    pub quilt_build_delay: Duration,
 }
 
 /// The running system and the stand-ins around it.
@@ -385,7 +411,14 @@ impl System {
             ),
             (
                 "quilt-standin",
-                world.queue_env(&[QueueName::QUILT_PACKAGER, QueueName::PACKAGE_EVENTS]),
+                [
+                    world.queue_env(&[QueueName::QUILT_PACKAGER, QueueName::PACKAGE_EVENTS]),
+                    vec![(
+                        "QUILT_BUILD_DELAY_MS".into(),
+                        options.quilt_build_delay.as_millis().to_string(),
+                    )],
+                ]
+                .concat(),
             ),
         ];
         let mut processes = BTreeMap::new();
@@ -505,28 +538,68 @@ impl System {
     /// The bodies of the jobs in `queue`'s dead-letter queue (received, so they stay invisible
     /// for the visibility timeout).
     pub async fn dead_letters(&self, queue: QueueName) -> Vec<Value> {
+        self.dead_letters_with_reasons(queue)
+            .await
+            .into_iter()
+            .map(|(body, _)| body)
+            .collect()
+    }
+
+    /// The jobs in `queue`'s dead-letter queue with the `failure_reason` each was parked with
+    /// (received, so they stay invisible for the visibility timeout).
+    pub async fn dead_letters_with_reasons(&self, queue: QueueName) -> Vec<(Value, String)> {
         let sqs = self.moto.sqs_client().await;
-        let mut bodies = Vec::new();
+        let mut parked = Vec::new();
         loop {
             let received = sqs
                 .receive_message()
                 .queue_url(&self.world.dead_letters[&queue])
                 .max_number_of_messages(10)
                 .visibility_timeout(300)
+                .message_attribute_names("All")
                 .send()
                 .await
                 .expect("receive from the dead-letter queue");
             let messages = received.messages();
             if messages.is_empty() {
-                return bodies;
+                return parked;
             }
-            bodies.extend(
-                messages
-                    .iter()
-                    .filter_map(|m| m.body())
-                    .map(|body| serde_json::from_str(body).expect("a JSON job")),
-            );
+            parked.extend(messages.iter().map(|message| {
+                let body = message.body().expect("a body");
+                let reason = message
+                    .message_attributes()
+                    .and_then(|attributes| attributes.get("failure_reason"))
+                    .and_then(|value| value.string_value())
+                    .unwrap_or_default();
+                (
+                    serde_json::from_str(body).expect("a JSON job"),
+                    reason.to_owned(),
+                )
+            }));
         }
+    }
+
+    /// Posts `body` to the ingress at `path` with `headers` as they are; returns the status and
+    /// the JSON answer (`null` when the answer is not JSON).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&'static str, String)],
+    ) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.url())).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("the ingress answers");
+        let status = response.status().as_u16();
+        let answer = response.json().await.unwrap_or(Value::Null);
+        (status, answer)
+    }
+
+    /// The signature headers Benchling would send with `body` as webhook `id` at `unix` time.
+    pub fn sign(&self, id: &str, unix: i64, body: &[u8]) -> [(&'static str, String); 3] {
+        self.key.sign(id, unix, body).pairs()
     }
 
     /// The bytes of an object in the package bucket, once it exists (within 60 s).
