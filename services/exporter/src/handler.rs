@@ -4,8 +4,9 @@
 //!
 //! "Update Package" on a version already announced checks Quilt's registry: when the package's
 //! latest revision holds the version, the canvas says it is up to date; when it does not (the
-//! packager failed or the message was lost) and [`REANNOUNCE_AFTER`](crate::inflight::REANNOUNCE_AFTER) has passed, the version is
-//! exported and announced again.
+//! packager failed or the message was lost) and
+//! [`REANNOUNCE_AFTER`](crate::inflight::REANNOUNCE_AFTER) has passed, the version is exported
+//! and announced again.
 //!
 //! A new version waits for its turn: while another version of the entry is on its way to
 //! Quilt's registry, its files stay out of the package prefix (see [`inflight`]).
