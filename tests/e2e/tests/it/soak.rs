@@ -9,7 +9,7 @@
 //! `SOAK_WEBHOOKS=1000 SOAK_ENTRIES=200 SOAK_KILLS=30 cargo test -p bw-e2e --test it -- soak --nocapture`
 //! (docs/reliability.md records the figures).
 //!
-//! Quilt's stand-in waits a second before building each announcement, as Quilt's packager may:
+//! Quilt's stand-in waits 3 s before building each announcement, as Quilt's packager may:
 //! a prefix that changed meanwhile would be built under the older announcement (the defect
 //! the soak's first CI run found, fixed by the exporter's wait for its turn).
 
