@@ -216,14 +216,20 @@ impl ExportHandler {
             .open(&secret.user_bucket)
             .map_err(JobError::Location)?;
         let mut entry = self.entry(job).await?;
-        let mut decision = self.decide(store.as_ref(), job, &entry).await?;
+        let record = self.published(store.as_ref(), &entry.id).await?;
+        let mut decision = self
+            .decide(store.as_ref(), job, &entry, record.as_ref())
+            .await?;
         if matches!(decision, Decision::Export { reannounce: None })
-            && self.wait_turn(store.as_ref(), &entry).await?
+            && self.wait_turn(store.as_ref(), &entry, record).await?
         {
             // While this job waited the entry may have changed, and an earlier job may have
             // published this very version.
             entry = self.entry(job).await?;
-            decision = self.decide(store.as_ref(), job, &entry).await?;
+            let record = self.published(store.as_ref(), &entry.id).await?;
+            decision = self
+                .decide(store.as_ref(), job, &entry, record.as_ref())
+                .await?;
         }
         let reannounce = match decision {
             Decision::Done(outcome) => return Ok(outcome),
@@ -307,18 +313,16 @@ impl ExportHandler {
     }
 
     /// Whether the job has anything to export: not when the entry version is already
-    /// published, unless the announcement never reached Quilt's registry.
+    /// published (`record` is the entry's published record), unless the announcement never
+    /// reached Quilt's registry.
     async fn decide(
         &self,
         store: &dyn ObjectStore,
         job: &ExportJob,
         entry: &Entry,
+        record: Option<&PublishedRecord>,
     ) -> Result<Decision, JobError> {
-        let Some(record) = self
-            .published(store, &entry.id)
-            .await?
-            .filter(|record| record.covers(&entry.modified_at))
-        else {
+        let Some(record) = record.filter(|record| record.covers(&entry.modified_at)) else {
             return Ok(Decision::Export { reannounce: None });
         };
         // Only a user asking from the canvas gets the registry checked: webhooks about a
@@ -327,7 +331,7 @@ impl ExportHandler {
             return Ok(Decision::Done(Outcome::Skipped));
         }
         let published_at = record.published_at;
-        Ok(match inflight::registry_state(store, &record).await? {
+        Ok(match inflight::registry_state(store, record).await? {
             Registry::Holds(top_hash) => {
                 let told = CanvasAction::UpToDate {
                     published_at,
@@ -355,12 +359,16 @@ impl ExportHandler {
 
     /// Waits while another version of the entry is in flight (see [`inflight`]), so this
     /// version's files never reach a prefix Quilt is about to build another announcement
-    /// from. Returns whether it waited.
-    async fn wait_turn(&self, store: &dyn ObjectStore, entry: &Entry) -> Result<bool, JobError> {
+    /// from. `record` is the entry's published record as last read. Returns whether it waited.
+    async fn wait_turn(
+        &self,
+        store: &dyn ObjectStore,
+        entry: &Entry,
+        mut record: Option<PublishedRecord>,
+    ) -> Result<bool, JobError> {
         let mut pause = FIRST_TURN_POLL;
         let mut waited = false;
         loop {
-            let record = self.published(store, &entry.id).await?;
             let Some(other) =
                 inflight::in_flight(store, &entry.id, &entry.modified_at, record.as_ref()).await?
             else {
@@ -373,6 +381,7 @@ impl ExportHandler {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_TURN_POLL);
+            record = self.published(store, &entry.id).await?;
         }
     }
 

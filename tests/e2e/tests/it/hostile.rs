@@ -15,9 +15,8 @@ use bw_testkit::signer::{SigningKey, now_unix};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::harness::fixture;
 use crate::processes::{Options, System, eventually};
-use crate::system::{assert_drained_within, bounded_by, entry_updated};
+use crate::system::{assert_drained_within, bounded_by, click_button, entry_updated};
 
 /// The package-name prefix of the test secret.
 const PKG_PREFIX: &str = "benchling";
@@ -100,11 +99,7 @@ impl Body {
             if let Some(len) = self.pad_button_to {
                 button.extend(std::iter::repeat_n('x', len.saturating_sub(button.len())));
             }
-            let mut webhook: Value =
-                serde_json::from_slice(&fixture("canvas-interaction.json")).unwrap();
-            webhook["message"]["canvasId"] = json!("cnvs_hostile");
-            webhook["message"]["buttonId"] = json!(button);
-            webhook
+            click_button("cnvs_hostile", &button)
         } else {
             self.json.clone().expect("a body")
         };

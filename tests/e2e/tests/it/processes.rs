@@ -257,22 +257,14 @@ impl Process {
 
     /// Sends SIGTERM by pid and waits up to 15 s for the exit.
     fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("the process runs");
         // SAFETY: kill(2) with a pid we spawned and have not reaped.
-        let sent = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let sent = unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
         assert_eq!(sent, 0, "SIGTERM to {}", self.name);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = child.try_wait().expect("poll the child") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} did not stop within 15 s of SIGTERM", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(status) = self.exited_within(Duration::from_secs(15)) {
+            return status;
         }
+        self.kill();
+        panic!("{} did not stop within 15 s of SIGTERM", self.name);
     }
 
     /// Everything it logged so far.
